@@ -1,0 +1,73 @@
+import type { Pool, PoolClient } from 'pg';
+import { redact } from './database-errors.js';
+import { delay } from './abortable-delay.js';
+import type { DurableLogger } from './logger.js';
+
+/**
+ * Holds one pooled connection in LISTEN on durable's channel and calls `onWake(queue)` for
+ * each notification. Notifications only make wake-ups fast; polling remains the guarantee,
+ * so a lost connection is logged and re-established, and reconnecting wakes every listener
+ * (anything sent meanwhile was lost).
+ */
+export class Notifier {
+  private hangUp: (() => void) | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private readonly listeners = new Set<(queue: string | undefined) => void>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly channel: string,
+    private readonly logger: DurableLogger,
+  ) {}
+
+  subscribe(listener: (queue: string | undefined) => void): () => void {
+    this.listeners.add(listener);
+    this.loop ??= this.run();
+    return () => this.listeners.delete(listener);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.hangUp?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 100;
+    while (!this.stopping) {
+      try {
+        await this.listen();
+        backoffMs = 100;
+      } catch (error) {
+        if (this.stopping) break;
+        this.logger.warn(`LISTEN connection failed, retrying in ${backoffMs} ms: ${redact((error as Error).message)}`);
+        await delay(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      }
+    }
+  }
+
+  /** Resolves when the connection ends. */
+  private async listen(): Promise<void> {
+    const client: PoolClient = await this.pool.connect();
+    try {
+      if (this.stopping) return;
+      await new Promise<void>((resolve, reject) => {
+        this.hangUp = resolve;
+        client.on('notification', (message) => this.emit(message.payload));
+        client.on('error', reject);
+        client.on('end', () => resolve());
+        client.query(`listen "${this.channel}"`).then(() => this.emit(undefined), reject);
+      });
+    } finally {
+      this.hangUp = undefined;
+      // Destroyed, not returned: a connection in LISTEN must not serve queries.
+      client.release(true);
+    }
+  }
+
+  private emit(queue: string | undefined): void {
+    for (const listener of this.listeners) listener(queue);
+  }
+}

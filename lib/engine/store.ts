@@ -1,0 +1,39 @@
+import type { Pool } from 'pg';
+import type { EntityManager } from 'typeorm';
+import { translateDatabaseError } from './database-errors.js';
+import { buildStatements, type Statements } from './sql/statements.js';
+
+export type Row = Record<string, unknown>;
+
+/** Where a statement runs: durable's pool, or the caller's transaction. */
+export type Executor = (text: string, values: unknown[]) => Promise<Row[]>;
+
+/**
+ * The engine's only door to Postgres: runs the statements of `sql/statements.ts` and turns
+ * driver errors into typed ones with secrets removed.
+ */
+export class Store {
+  readonly sql: Statements;
+
+  constructor(
+    private readonly pool: Pool,
+    readonly schema: string,
+    private readonly password?: string,
+  ) {
+    this.sql = buildStatements(schema);
+  }
+
+  async query(text: string, values: unknown[], manager?: EntityManager): Promise<Row[]> {
+    try {
+      if (manager) return (await manager.query(text, values)) as Row[];
+      return (await this.pool.query(text, values)).rows as Row[];
+    } catch (error) {
+      throw translateDatabaseError(error, this.password);
+    }
+  }
+
+  async one(text: string, values: unknown[], manager?: EntityManager): Promise<Row> {
+    const rows = await this.query(text, values, manager);
+    return rows[0] ?? {};
+  }
+}

@@ -1,0 +1,66 @@
+import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
+import type { CancellationPolicy, RetryStrategy } from '../interfaces/task-options.interface.js';
+
+/** Names are data: any non-empty string without NUL, matched exactly. */
+export function assertName(value: unknown, what: string): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(value)}`);
+  }
+  if (value.includes('\u0000')) throw new InvalidArgumentError(`${what} must not contain a NUL character`);
+}
+
+/** A finite duration in milliseconds, `>= 0` (or `> 0` when `positive`). */
+export function assertDuration(value: unknown, what: string, positive = false): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0)) {
+    throw new InvalidArgumentError(
+      `${what} must be a finite number of milliseconds ${positive ? '> 0' : '>= 0'}, got ${describe(value)}`,
+    );
+  }
+}
+
+export function assertDate(value: unknown, what: string): asserts value is Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new InvalidArgumentError(`${what} must be a valid Date, got ${describe(value)}`);
+  }
+}
+
+export function assertPositiveInteger(value: unknown, what: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new InvalidArgumentError(`${what} must be an integer >= 1, got ${describe(value)}`);
+  }
+}
+
+export function assertRetryStrategy(value: unknown, what: string): asserts value is RetryStrategy {
+  const retry = value as RetryStrategy | null;
+  switch (retry?.kind) {
+    case 'none':
+      return;
+    case 'fixed':
+      return assertDuration(retry.delayMs, `${what}.delayMs`);
+    case 'exponential':
+      assertDuration(retry.baseDelayMs, `${what}.baseDelayMs`);
+      if (retry.factor !== undefined && !(typeof retry.factor === 'number' && retry.factor >= 1 && Number.isFinite(retry.factor))) {
+        throw new InvalidArgumentError(`${what}.factor must be a finite number >= 1, got ${describe(retry.factor)}`);
+      }
+      if (retry.maxDelayMs !== undefined) assertDuration(retry.maxDelayMs, `${what}.maxDelayMs`);
+      return;
+    default:
+      throw new InvalidArgumentError(`${what} must be { kind: 'none' | 'fixed' | 'exponential', ... }, got ${describe(value)}`);
+  }
+}
+
+export function assertCancellationPolicy(value: unknown, what: string): asserts value is CancellationPolicy {
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidArgumentError(`${what} must be an object, got ${describe(value)}`);
+  }
+  const policy = value as CancellationPolicy;
+  if (policy.maxDelayMs !== undefined) assertDuration(policy.maxDelayMs, `${what}.maxDelayMs`, true);
+  if (policy.maxDurationMs !== undefined) assertDuration(policy.maxDurationMs, `${what}.maxDurationMs`, true);
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (value instanceof Date) return `Date(${value.getTime()})`;
+  return typeof value;
+}

@@ -1,0 +1,48 @@
+/** The states of a task; the last three are terminal. */
+export type TaskState = 'pending' | 'running' | 'sleeping' | 'completed' | 'failed' | 'cancelled';
+
+/** A recorded failure: the thrown error's `name` and `message`, plus what the failure recorded. */
+export interface TaskError {
+  name: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export interface TaskSnapshot<P = unknown, O = unknown> {
+  taskId: string;
+  name: string;
+  queue: string;
+  state: TaskState;
+  /** The number of the latest attempt. */
+  attempts: number;
+  params: P;
+  headers: Record<string, unknown>;
+  result?: O;
+  error?: TaskError;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ListTasksOptions {
+  queue?: string;
+  state?: TaskState;
+  name?: string;
+  /** @default 50 (at most 1000) */
+  limit?: number;
+  /** The `nextCursor`-style value: the `taskId` of the last task of the previous page. */
+  cursor?: string;
+}
+
+export interface AwaitResultOptions {
+  /** Reject with `TimeoutError` after this long. @default wait forever */
+  timeoutMs?: number;
+}
+
+export interface CleanupOptions {
+  /** @default every queue */
+  queue?: string;
+  /** Delete terminal tasks that became terminal at least this long ago. */
+  olderThanMs: number;
+  /** @default 1000 */
+  limit?: number;
+}

@@ -1,0 +1,114 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { quoteSchema } from './schema-name.js';
+
+/**
+ * Tables and indexes. One set of tables for every queue (the queue is a column), so a queue
+ * needs no DDL and `createQueue` is a plain insert.
+ */
+export class DurableCreateTables1764000000001 implements MigrationInterface {
+  readonly name = 'DurableCreateTables1764000000001';
+
+  constructor(private readonly schema = 'durable') {}
+
+  async up(runner: QueryRunner): Promise<void> {
+    const s = quoteSchema(this.schema);
+    await runner.query(`
+      create schema if not exists ${s};
+
+      create table ${s}.queues (
+        name       text primary key,
+        created_at timestamptz not null
+      );
+
+      create table ${s}.tasks (
+        id               uuid primary key,
+        queue            text not null,
+        name             text not null,
+        params           jsonb not null,
+        headers          jsonb not null,
+        state            text not null check (state in ('pending','running','sleeping','completed','failed','cancelled')),
+        attempts         integer not null,
+        max_attempts     integer not null check (max_attempts >= 1),
+        retry            jsonb not null,
+        cancellation     jsonb,
+        idempotency_key  text,
+        run_id           uuid not null,
+        result           jsonb,
+        error            jsonb,
+        cancel_at        timestamptz,
+        created_at       timestamptz not null,
+        updated_at       timestamptz not null,
+        first_started_at timestamptz,
+        finished_at      timestamptz
+      );
+      create unique index tasks_idempotency_key on ${s}.tasks (queue, idempotency_key) where idempotency_key is not null;
+      create index tasks_created_at on ${s}.tasks (created_at desc, id desc);
+      create index tasks_queue_created_at on ${s}.tasks (queue, created_at desc, id desc);
+      create index tasks_cancel_at on ${s}.tasks (queue, cancel_at) where cancel_at is not null;
+      create index tasks_finished_at on ${s}.tasks (finished_at) where finished_at is not null;
+
+      create table ${s}.runs (
+        id               uuid primary key,
+        task_id          uuid not null references ${s}.tasks (id) on delete cascade,
+        queue            text not null,
+        attempt          integer not null,
+        state            text not null check (state in ('pending','running','sleeping','completed','failed','cancelled')),
+        available_at     timestamptz not null,
+        worker_id        text,
+        lease_expires_at timestamptz,
+        wake_event       text,
+        error            jsonb,
+        created_at       timestamptz not null,
+        started_at       timestamptz,
+        finished_at      timestamptz,
+        unique (task_id, attempt)
+      );
+      create index runs_claimable on ${s}.runs (queue, available_at, id) where state in ('pending','sleeping');
+      create index runs_lease on ${s}.runs (queue, lease_expires_at) where state = 'running';
+
+      create table ${s}.checkpoints (
+        task_id    uuid not null references ${s}.tasks (id) on delete cascade,
+        name       text not null,
+        value      jsonb,
+        attempt    integer not null,
+        created_at timestamptz not null,
+        primary key (task_id, name)
+      );
+
+      create table ${s}.events (
+        queue      text not null,
+        name       text not null,
+        payload    jsonb,
+        emitted_at timestamptz,
+        created_at timestamptz not null,
+        primary key (queue, name)
+      );
+
+      create table ${s}.waits (
+        run_id     uuid not null references ${s}.runs (id) on delete cascade,
+        step_name  text not null,
+        task_id    uuid not null,
+        queue      text not null,
+        event_name text not null,
+        timeout_at timestamptz,
+        created_at timestamptz not null,
+        primary key (run_id, step_name)
+      );
+      create index waits_event on ${s}.waits (queue, event_name);
+      create index waits_task on ${s}.waits (task_id);
+
+      -- The test clock: read only when the session sets durable.test_clock = 'on'.
+      create table ${s}.test_clock (
+        id        boolean primary key default true check (id),
+        offset_ms double precision not null
+      );
+    `);
+  }
+
+  async down(runner: QueryRunner): Promise<void> {
+    const s = quoteSchema(this.schema);
+    await runner.query(`
+      drop table if exists ${s}.test_clock, ${s}.waits, ${s}.events, ${s}.checkpoints, ${s}.runs, ${s}.tasks, ${s}.queues;
+    `);
+  }
+}

@@ -1,0 +1,11 @@
+import type { MigrationInterface } from 'typeorm';
+import { DurableCreateTables1764000000001 } from './0001-create-tables.js';
+import { DurableCreateFunctions1764000000002 } from './0002-create-functions.js';
+
+/** Durable's migrations in order, for apps that run them with their own DataSource (schema `durable`). */
+export const durableMigrations = [DurableCreateTables1764000000001, DurableCreateFunctions1764000000002];
+
+/** The same migrations for another schema. Append-only: released migrations never change. */
+export function createDurableMigrations(schema: string): MigrationInterface[] {
+  return durableMigrations.map((Migration) => new Migration(schema));
+}
