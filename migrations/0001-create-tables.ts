@@ -3,7 +3,9 @@ import { quoteSchema } from './schema-name.js';
 
 /**
  * Tables and indexes. One set of tables for every queue (the queue is a column), so a queue
- * needs no DDL and `createQueue` is a plain insert.
+ * needs no DDL and `createQueue` is a plain insert. User values (params, headers, results,
+ * checkpoints, payloads) are `json`, not `jsonb`: it keeps their text, so object keys come back
+ * in the order they were written, on replays as on first runs.
  */
 export class DurableCreateTables1764000000001 implements MigrationInterface {
   readonly name = 'DurableCreateTables1764000000001';
@@ -24,8 +26,8 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         id               uuid primary key,
         queue            text not null,
         name             text not null,
-        params           jsonb not null,
-        headers          jsonb not null,
+        params           json not null,
+        headers          json not null,
         state            text not null check (state in ('pending','running','sleeping','completed','failed','cancelled')),
         attempts         integer not null,
         max_attempts     integer not null check (max_attempts >= 1),
@@ -33,7 +35,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         cancellation     jsonb,
         idempotency_key  text,
         run_id           uuid not null,
-        result           jsonb,
+        result           json,
         error            jsonb,
         cancel_at        timestamptz,
         created_at       timestamptz not null,
@@ -69,7 +71,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
       create table ${s}.checkpoints (
         task_id    uuid not null references ${s}.tasks (id) on delete cascade,
         name       text not null,
-        value      jsonb,
+        value      json,
         attempt    integer not null,
         created_at timestamptz not null,
         primary key (task_id, name)
@@ -78,7 +80,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
       create table ${s}.events (
         queue      text not null,
         name       text not null,
-        payload    jsonb,
+        payload    json,
         emitted_at timestamptz,
         created_at timestamptz not null,
         primary key (queue, name)

@@ -30,7 +30,7 @@ export class DurableCreateFunctions1764000000002 implements MigrationInterface {
       drop function if exists ${s}.spawn_task, ${s}.claim_tasks, ${s}.set_checkpoint, ${s}.heartbeat,
         ${s}.complete_run, ${s}.fail_run, ${s}.defer_run, ${s}.sleep_until, ${s}.await_event,
         ${s}.emit_event, ${s}.emit_from_task, ${s}.cancel_task, ${s}.retry_task,
-        ${s}._fence, ${s}._fail, ${s}._cancel, ${s}.now;
+        ${s}._fence, ${s}._fail, ${s}._cancel, ${s}._ms, ${s}._backoff, ${s}.now;
     `);
   }
 }
@@ -42,6 +42,19 @@ create function ${s}.now() returns timestamptz language sql volatile as $$
   select case when current_setting('durable.test_clock', true) = 'on'
     then clock_timestamp() + coalesce((select offset_ms from ${s}.test_clock), 0) * interval '1 millisecond'
     else clock_timestamp() end
+$$;
+
+-- Milliseconds to an interval. Any non-negative duration is valid; past a century it is
+-- capped, which keeps the timestamp arithmetic in range.
+create function ${s}._ms(p_ms double precision) returns interval language sql immutable as $$
+  select case when p_ms is not null then least(greatest(p_ms, 0), 3.15e12) * interval '1 millisecond' end
+$$;
+
+-- base * factor^(attempt - 1), computed in logarithms so that it cannot overflow.
+create function ${s}._backoff(p_base double precision, p_factor double precision, p_attempt integer)
+returns double precision language sql immutable as $$
+  select case when p_base <= 0 then 0
+    else exp(least(ln(p_base) + (p_attempt - 1) * ln(p_factor), ln(3.15e12))) end
 $$;
 
 -- Locks the task and says whether this worker may still write for this run.
@@ -97,17 +110,17 @@ begin
 
   v_delay_ms := case v_task.retry->>'kind'
     when 'fixed' then (v_task.retry->>'delayMs')::double precision
-    else least(
-      (v_task.retry->>'baseDelayMs')::double precision
-        * power(coalesce((v_task.retry->>'factor')::double precision, 2), v_attempt - 1),
+    when 'exponential' then least(
+      ${s}._backoff((v_task.retry->>'baseDelayMs')::double precision,
+        coalesce((v_task.retry->>'factor')::double precision, 2), v_attempt),
       coalesce((v_task.retry->>'maxDelayMs')::double precision, 'Infinity'))
+    else 0
   end;
-  -- A century is as good as forever and keeps the interval arithmetic finite.
-  v_at := p_now + least(v_delay_ms, 3.15e12) * interval '1 millisecond';
+  v_at := p_now + ${s}._ms(v_delay_ms);
 
   if v_task.first_started_at is not null and v_task.cancellation ? 'maxDurationMs'
      and v_at >= v_task.first_started_at
-       + (v_task.cancellation->>'maxDurationMs')::double precision * interval '1 millisecond' then
+       + ${s}._ms((v_task.cancellation->>'maxDurationMs')::double precision) then
     perform ${s}._cancel(p_task, p_now, jsonb_build_object('name', 'TaskCancelled',
       'message', 'cancelled by policy: the next attempt would start after maxDurationMs',
       'lastError', p_error));
@@ -124,7 +137,7 @@ begin
 end $$;
 
 create function ${s}.spawn_task(
-  p_queue text, p_name text, p_params jsonb, p_headers jsonb, p_max_attempts integer,
+  p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer,
   p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision,
   p_run_at timestamptz)
 returns table (task_id uuid, run_id uuid, attempt integer, created boolean)
@@ -136,13 +149,13 @@ declare
   v_available timestamptz;
   v_inserted uuid;
 begin
-  v_available := greatest(v_now, coalesce(p_run_at, v_now + coalesce(p_delay_ms, 0) * interval '1 millisecond'));
+  v_available := greatest(v_now, coalesce(p_run_at, v_now + ${s}._ms(coalesce(p_delay_ms, 0))));
   insert into ${s}.queues (name, created_at) values (p_queue, v_now) on conflict do nothing;
   insert into ${s}.tasks (id, queue, name, params, headers, state, attempts, max_attempts, retry,
     cancellation, idempotency_key, run_id, cancel_at, created_at, updated_at)
   values (v_task, p_queue, p_name, p_params, p_headers, 'pending', 1, p_max_attempts, p_retry,
     p_cancellation, p_idempotency_key, v_run,
-    v_now + (p_cancellation->>'maxDelayMs')::double precision * interval '1 millisecond',
+    v_now + ${s}._ms((p_cancellation->>'maxDelayMs')::double precision),
     v_now, v_now)
   on conflict (queue, idempotency_key) where idempotency_key is not null do nothing
   returning id into v_inserted;
@@ -164,8 +177,8 @@ end $$;
 -- Sweeps (bounded by p_limit each), then claims up to p_limit runs. When fewer than p_limit
 -- runs were claimed it adds one row with run_id null that says when the next run is due.
 create function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision)
-returns table (run_id uuid, task_id uuid, attempt integer, queue text, name text, params jsonb,
-  headers jsonb, checkpoints jsonb, db_now timestamptz, next_due_at timestamptz)
+returns table (run_id uuid, task_id uuid, attempt integer, queue text, name text, params json,
+  headers json, checkpoints json, db_now timestamptz, next_due_at timestamptz)
 language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -210,7 +223,7 @@ begin
     for update of r, t skip locked
   ), claimed_runs as (
     update ${s}.runs r set state = 'running', worker_id = p_worker,
-      lease_expires_at = v_now + p_lease_ms * interval '1 millisecond',
+      lease_expires_at = v_now + ${s}._ms(p_lease_ms),
       started_at = coalesce(r.started_at, v_now), wake_event = null
     from candidates c where r.id = c.run_id
     returning r.id, r.task_id, r.attempt
@@ -219,28 +232,28 @@ begin
       first_started_at = coalesce(t.first_started_at, v_now),
       cancel_at = case
         when t.first_started_at is not null then t.cancel_at
-        else v_now + (t.cancellation->>'maxDurationMs')::double precision * interval '1 millisecond' end
+        else v_now + ${s}._ms((t.cancellation->>'maxDurationMs')::double precision) end
     from candidates c where t.id = c.task_id
     returning t.id, t.queue, t.name, t.params, t.headers
   )
   select cr.id, ct.id, cr.attempt, ct.queue, ct.name, ct.params, ct.headers,
     -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined.
-    (select coalesce(jsonb_agg(jsonb_build_array(cp.name, cp.value, cp.value is null)), '[]'::jsonb)
+    (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json)
        from ${s}.checkpoints cp where cp.task_id = ct.id),
     v_now, null::timestamptz
   from claimed_runs cr join claimed_tasks ct on ct.id = cr.task_id;
 
   get diagnostics v_claimed = row_count;
   if v_claimed < p_limit then
-    return query select null::uuid, null::uuid, null::integer, null::text, null::text, null::jsonb,
-      null::jsonb, null::jsonb, v_now,
+    return query select null::uuid, null::uuid, null::integer, null::text, null::text, null::json,
+      null::json, null::json, v_now,
       (select min(r.available_at) from ${s}.runs r
         where r.queue = any(p_queues) and r.state in ('pending', 'sleeping') and r.available_at < 'infinity');
   end if;
 end $$;
 
 create function ${s}.set_checkpoint(p_task uuid, p_run uuid, p_worker text, p_name text,
-  p_value jsonb, p_attempt integer, p_lease_ms double precision)
+  p_value json, p_attempt integer, p_lease_ms double precision)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -252,7 +265,7 @@ begin
   on conflict (task_id, name) do update set value = excluded.value, attempt = excluded.attempt,
     created_at = excluded.created_at
   where ${s}.checkpoints.attempt <= excluded.attempt;
-  update ${s}.runs set lease_expires_at = v_now + p_lease_ms * interval '1 millisecond' where id = p_run;
+  update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
   return 'ok';
 end $$;
 
@@ -263,11 +276,11 @@ declare
   v_fence text := ${s}._fence(p_task, p_run, p_worker, v_now);
 begin
   if v_fence <> 'ok' then return v_fence; end if;
-  update ${s}.runs set lease_expires_at = v_now + p_lease_ms * interval '1 millisecond' where id = p_run;
+  update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
   return 'ok';
 end $$;
 
-create function ${s}.complete_run(p_task uuid, p_run uuid, p_worker text, p_result jsonb)
+create function ${s}.complete_run(p_task uuid, p_run uuid, p_worker text, p_result json)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -302,7 +315,7 @@ declare
 begin
   if v_fence <> 'ok' then return v_fence; end if;
   update ${s}.runs set state = 'pending', worker_id = null, lease_expires_at = null,
-    available_at = v_now + p_delay_ms * interval '1 millisecond'
+    available_at = v_now + ${s}._ms(p_delay_ms)
   where id = p_run;
   update ${s}.tasks set state = 'pending', updated_at = v_now where id = p_task;
   return 'ok';
@@ -321,12 +334,12 @@ begin
   select (value->>'wakeAt')::timestamptz into v_wake from ${s}.checkpoints
   where task_id = p_task and name = p_name;
   if v_wake is null then
-    v_wake := coalesce(p_wake_at, v_now + p_duration_ms * interval '1 millisecond');
+    v_wake := coalesce(p_wake_at, v_now + ${s}._ms(p_duration_ms));
     insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    values (p_task, p_name, jsonb_build_object('wakeAt', v_wake), p_attempt, v_now);
+    values (p_task, p_name, json_build_object('wakeAt', v_wake), p_attempt, v_now);
   end if;
   if v_wake <= v_now then
-    update ${s}.runs set lease_expires_at = v_now + p_lease_ms * interval '1 millisecond' where id = p_run;
+    update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
     return query select 'continue'::text, v_wake;
     return;
   end if;
@@ -341,12 +354,12 @@ end $$;
 -- {"timedOut": true}; else 'suspended', or the fence's refusal.
 create function ${s}.await_event(p_task uuid, p_run uuid, p_worker text, p_queue text,
   p_event text, p_step text, p_timeout_ms double precision, p_attempt integer, p_lease_ms double precision)
-returns table (outcome text, value jsonb) language plpgsql as $$
+returns table (outcome text, value json) language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
   v_event record;
   v_fence text;
-  v_value jsonb;
+  v_value json;
   v_timeout_at timestamptz;
   v_has_wait boolean;
 begin
@@ -356,7 +369,7 @@ begin
   where queue = p_queue and name = p_event for share;
 
   v_fence := ${s}._fence(p_task, p_run, p_worker, v_now);
-  if v_fence <> 'ok' then return query select v_fence, null::jsonb; return; end if;
+  if v_fence <> 'ok' then return query select v_fence, null::json; return; end if;
 
   select cp.value into v_value from ${s}.checkpoints cp where cp.task_id = p_task and cp.name = p_step;
   if found then
@@ -369,22 +382,22 @@ begin
   where w.run_id = p_run and w.step_name = p_step;
   if v_has_wait then
     -- Resumed by the timer: the deadline decides, even if the event came in since.
-    v_value := case when v_timeout_at <= v_now then jsonb_build_object('timedOut', true) end;
+    v_value := case when v_timeout_at <= v_now then json_build_object('timedOut', true) end;
   else
-    v_timeout_at := v_now + p_timeout_ms * interval '1 millisecond';
+    v_timeout_at := v_now + ${s}._ms(p_timeout_ms);
   end if;
   if v_value is null and v_event.emitted_at is not null then
-    v_value := jsonb_build_object('payload', v_event.payload);
+    v_value := json_build_object('payload', v_event.payload);
   end if;
   if v_value is null and v_timeout_at <= v_now then
-    v_value := jsonb_build_object('timedOut', true);
+    v_value := json_build_object('timedOut', true);
   end if;
 
   if v_value is not null then
     delete from ${s}.waits where run_id = p_run and step_name = p_step;
     insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
     values (p_task, p_step, v_value, p_attempt, v_now);
-    update ${s}.runs set lease_expires_at = v_now + p_lease_ms * interval '1 millisecond' where id = p_run;
+    update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
     return query select 'checkpoint'::text, v_value;
     return;
   end if;
@@ -396,12 +409,12 @@ begin
     lease_expires_at = null, wake_event = p_event
   where id = p_run;
   update ${s}.tasks set state = 'sleeping', updated_at = v_now where id = p_task;
-  return query select 'suspended'::text, null::jsonb;
+  return query select 'suspended'::text, null::json;
 end $$;
 
 -- First emit wins. Returns how many waiting runs it woke, or null when the event had already
 -- been emitted (and nothing changed).
-create function ${s}.emit_event(p_queue text, p_event text, p_payload jsonb)
+create function ${s}.emit_event(p_queue text, p_event text, p_payload json)
 returns integer language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -429,7 +442,7 @@ begin
       and r.state = 'sleeping' and (w.timeout_at is null or w.timeout_at > v_now);
     continue when not found;
     insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    select v_wait.task_id, v_wait.step_name, jsonb_build_object('payload', p_payload), r.attempt, v_now
+    select v_wait.task_id, v_wait.step_name, json_build_object('payload', p_payload), r.attempt, v_now
     from ${s}.runs r where r.id = v_wait.run_id
     on conflict (task_id, name) do nothing;
     delete from ${s}.waits where run_id = v_wait.run_id and step_name = v_wait.step_name;
@@ -443,7 +456,7 @@ end $$;
 
 -- ctx.emitEvent: the emit and its checkpoint commit together, so a replay does not emit again.
 create function ${s}.emit_from_task(p_task uuid, p_run uuid, p_worker text, p_name text,
-  p_queue text, p_event text, p_payload jsonb, p_attempt integer, p_lease_ms double precision)
+  p_queue text, p_event text, p_payload json, p_attempt integer, p_lease_ms double precision)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -454,9 +467,9 @@ begin
   if not found then
     perform ${s}.emit_event(p_queue, p_event, p_payload);
     insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    values (p_task, p_name, jsonb_build_object('emitted', true), p_attempt, v_now);
+    values (p_task, p_name, json_build_object('emitted', true), p_attempt, v_now);
   end if;
-  update ${s}.runs set lease_expires_at = v_now + p_lease_ms * interval '1 millisecond' where id = p_run;
+  update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
   return 'ok';
 end $$;
 

@@ -10,7 +10,7 @@ export class Wakeable {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
+      const timer = setTimeout(done, timerMs(ms));
       const self = this;
       function done() {
         clearTimeout(timer);
@@ -28,5 +28,10 @@ export class Wakeable {
 }
 
 export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, timerMs(ms)));
+}
+
+/** Node fires timers longer than 2^31-1 ms at once; cap them instead (about 24.8 days). */
+export function timerMs(ms: number): number {
+  return Math.min(Math.max(0, ms), 2 ** 31 - 1);
 }

@@ -17,7 +17,7 @@ import type { Row, Store } from './store.js';
 import { requireTaskOptions, type TaskHandlerClass } from './task-definition.js';
 import {
   assertCancellationPolicy, assertDate, assertDuration, assertName, assertPositiveInteger,
-  assertRetryStrategy, describe,
+  assertRetryStrategy, describe, storableDate,
 } from './validation.js';
 
 export interface ClientSettings {
@@ -93,7 +93,7 @@ export class DurableClient {
       queue, name, toJson(params ?? null, `the params of task "${name}"`, max).text,
       toJson(headers, 'headers', max).text, policy.maxAttempts, JSON.stringify(policy.retry),
       policy.cancellation ? JSON.stringify(policy.cancellation) : null,
-      options.idempotencyKey ?? null, options.delayMs ?? null, options.runAt ?? null,
+      options.idempotencyKey ?? null, options.delayMs ?? null, options.runAt ? storableDate(options.runAt) : null,
     ], options.manager);
     return { taskId: row.task_id as string, runId: row.run_id as string, attempt: row.attempt as number, created: row.created as boolean };
   }

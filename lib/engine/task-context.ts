@@ -4,7 +4,7 @@ import type { AwaitEventOptions, TaskContext } from '../interfaces/task-context.
 import { ControlSignal, type StopReason } from './control-signal.js';
 import { toJson } from './json.js';
 import type { Store } from './store.js';
-import { assertDate, assertDuration, assertName } from './validation.js';
+import { assertDate, assertDuration, assertName, storableDate } from './validation.js';
 
 /** What the worker claimed: one run and everything its handler needs to replay. */
 export interface ClaimedRun {
@@ -44,6 +44,7 @@ export class DurableTaskContext implements TaskContext {
   private stopped: StopReason | undefined;
   private suspending = false;
   private readonly calls = new Map<string, number>();
+  private readonly used = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -88,7 +89,7 @@ export class DurableTaskContext implements TaskContext {
   sleepUntil(name: string, date: Date): Promise<void> {
     this.ensureActive();
     assertDate(date, 'sleepUntil date');
-    return this.sleep(name, date, null);
+    return this.sleep(name, storableDate(date), null);
   }
 
   async awaitEvent<T = unknown>(eventName: string, options: AwaitEventOptions = {}): Promise<T> {
@@ -175,10 +176,17 @@ export class DurableTaskContext implements TaskContext {
     if (this.stopped) throw new ControlSignal(this.stopped);
   }
 
+  /** `kind:name`, then `kind:name#2`, ..., skipping keys this execution already used. */
   private nextKey(kind: string, name: string): string {
     const base = `${kind}:${name}`;
-    const count = (this.calls.get(base) ?? 0) + 1;
+    let count = this.calls.get(base) ?? 0;
+    let key: string;
+    do {
+      count += 1;
+      key = count === 1 ? base : `${base}#${count}`;
+    } while (this.used.has(key));
     this.calls.set(base, count);
-    return count === 1 ? base : `${base}#${count}`;
+    this.used.add(key);
+    return key;
   }
 }

@@ -24,10 +24,17 @@ export function assertDate(value: unknown, what: string): asserts value is Date 
   }
 }
 
+const MAX_INT32 = 2 ** 31 - 1;
+
 export function assertPositiveInteger(value: unknown, what: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`${what} must be an integer >= 1, got ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_INT32) {
+    throw new InvalidArgumentError(`${what} must be an integer from 1 to ${MAX_INT32}, got ${describe(value)}`);
   }
+}
+
+/** Any date before 1970 is as past as 1970, and Postgres cannot store JS's earliest dates. */
+export function storableDate(date: Date): Date {
+  return date.getTime() < 0 ? new Date(0) : date;
 }
 
 export function assertRetryStrategy(value: unknown, what: string): asserts value is RetryStrategy {

@@ -2,7 +2,7 @@ import { EventTimeoutError } from '../errors/event-timeout.error.js';
 import { NonRetryableError } from '../errors/non-retryable.error.js';
 import { SerializationError } from '../errors/serialization.error.js';
 import type { DurableTaskHandler } from '../interfaces/task-context.interface.js';
-import { Wakeable } from './abortable-delay.js';
+import { timerMs, Wakeable } from './abortable-delay.js';
 import { redact } from './database-errors.js';
 import { toJson } from './json.js';
 import type { DurableLogger } from './logger.js';
@@ -65,7 +65,7 @@ export class Worker {
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), this.options.shutdownTimeoutMs);
+        timer = setTimeout(() => resolve('timeout'), timerMs(this.options.shutdownTimeoutMs));
       });
       const outcome = await Promise.race([Promise.allSettled([...this.active]), timeout]);
       clearTimeout(timer);

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
 import { getTaskOptions } from '../engine/task-definition.js';
@@ -15,7 +15,7 @@ export interface DiscoveredTask {
 /** Finds the `@DurableTask` providers of the application and checks them. */
 @Injectable()
 export class DurableExplorer {
-  constructor(private readonly discovery: DiscoveryService) {}
+  constructor(@Inject(DiscoveryService) private readonly discovery: DiscoveryService) {}
 
   explore(defaultQueue: string): DiscoveredTask[] {
     const found: DiscoveredTask[] = [];

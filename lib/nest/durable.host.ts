@@ -23,8 +23,8 @@ export class DurableHost implements OnModuleInit, OnApplicationBootstrap, OnModu
   constructor(
     @Inject(DURABLE_MODULE_OPTIONS) private readonly options: DurableModuleOptions,
     @Inject(DURABLE_CONNECTION) private readonly connection: DurableConnection,
-    private readonly client: DurableClient,
-    private readonly explorer: DurableExplorer,
+    @Inject(DurableClient) private readonly client: DurableClient,
+    @Inject(DurableExplorer) private readonly explorer: DurableExplorer,
   ) {}
 
   onModuleInit(): void {
