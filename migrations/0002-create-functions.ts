@@ -37,6 +37,7 @@ export class DurableCreateFunctions1764000000002 implements MigrationInterface {
 
 function functionsSql(s: string, schema: string): string {
   const channel = `'${schema}_wakeup'`;
+  const cancelChannel = `'${schema}_cancel'`;
   return `
 create function ${s}.now() returns timestamptz language sql volatile as $$
   select case when current_setting('durable.test_clock', true) = 'on'
@@ -84,6 +85,8 @@ begin
   update ${s}.runs set state = 'cancelled', lease_expires_at = null, finished_at = p_now
   where task_id = p_task and state in ('pending', 'running', 'sleeping');
   delete from ${s}.waits where task_id = p_task;
+  -- Tells a worker running it to stop at its next context call, without a round trip.
+  perform pg_notify(${cancelChannel}, p_task::text);
 end $$;
 
 -- Fails a run whose task is already locked; schedules the next attempt when one is allowed.

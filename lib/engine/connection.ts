@@ -39,7 +39,7 @@ export class DurableConnection {
       }
       const pool = (dataSource.driver as unknown as { master: Pool }).master;
       const store = new Store(pool, schema, password);
-      return new DurableConnection(dataSource, store, new Notifier(pool, store.sql.channel, logger), owned);
+      return new DurableConnection(dataSource, store, new Notifier(pool, Object.values(store.sql.channels), logger), owned);
     } catch (error) {
       if (owned) await dataSource.destroy().catch(() => undefined);
       throw translateDatabaseError(error, password);

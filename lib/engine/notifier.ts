@@ -3,25 +3,27 @@ import { redact } from './database-errors.js';
 import { delay } from './abortable-delay.js';
 import type { DurableLogger } from './logger.js';
 
+/** A notification, or `undefined` after (re)connecting: anything sent meanwhile was lost. */
+export type Notification = { channel: string; payload: string } | undefined;
+
 /**
- * Holds one pooled connection in LISTEN on durable's channel and calls `onWake(queue)` for
- * each notification. Notifications only make wake-ups fast; polling remains the guarantee,
- * so a lost connection is logged and re-established, and reconnecting wakes every listener
- * (anything sent meanwhile was lost).
+ * Holds one pooled connection in LISTEN on durable's channels and passes each notification to
+ * the listeners. Notifications only make things fast; polling and the fenced writes remain the
+ * guarantee, so a lost connection is logged and re-established.
  */
 export class Notifier {
   private hangUp: (() => void) | undefined;
   private stopping = false;
   private loop: Promise<void> | undefined;
-  private readonly listeners = new Set<(queue: string | undefined) => void>();
+  private readonly listeners = new Set<(notification: Notification) => void>();
 
   constructor(
     private readonly pool: Pool,
-    private readonly channel: string,
+    private readonly channels: string[],
     private readonly logger: DurableLogger,
   ) {}
 
-  subscribe(listener: (queue: string | undefined) => void): () => void {
+  subscribe(listener: (notification: Notification) => void): () => void {
     this.listeners.add(listener);
     this.loop ??= this.run();
     return () => this.listeners.delete(listener);
@@ -55,10 +57,11 @@ export class Notifier {
       if (this.stopping) return;
       await new Promise<void>((resolve, reject) => {
         this.hangUp = resolve;
-        client.on('notification', (message) => this.emit(message.payload));
+        client.on('notification', ({ channel, payload }) => this.emit({ channel, payload: payload ?? '' }));
         client.on('error', reject);
         client.on('end', () => resolve());
-        client.query(`listen "${this.channel}"`).then(() => this.emit(undefined), reject);
+        const listen = this.channels.map((channel) => `listen "${channel}"`).join('; ');
+        client.query(listen).then(() => this.emit(undefined), reject);
       });
     } finally {
       this.hangUp = undefined;
@@ -67,7 +70,7 @@ export class Notifier {
     }
   }
 
-  private emit(queue: string | undefined): void {
-    for (const listener of this.listeners) listener(queue);
+  private emit(notification: Notification): void {
+    for (const listener of this.listeners) listener(notification);
   }
 }

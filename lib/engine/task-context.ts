@@ -64,6 +64,11 @@ export class DurableTaskContext implements TaskContext {
     return this.stopped;
   }
 
+  /** The task was cancelled elsewhere: stop at the next context call. */
+  cancelled(): void {
+    this.stopped ??= 'cancelled';
+  }
+
   async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
     this.ensureActive();
     assertName(name, 'step name');

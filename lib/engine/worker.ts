@@ -35,6 +35,8 @@ export class Worker {
   private state: WorkerState = 'created';
   private loop: Promise<void> | undefined;
   private readonly active = new Set<Promise<void>>();
+  /** The contexts of the handlers running now, by task id. */
+  private readonly running = new Map<string, DurableTaskContext>();
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
 
@@ -49,8 +51,12 @@ export class Worker {
   start(): void {
     if (this.state !== 'created') return;
     this.state = 'running';
-    this.unsubscribe = this.notifier?.subscribe((queue) => {
-      if (queue === undefined || this.options.queues.includes(queue)) this.wakeable.wake();
+    const { wakeup, cancel } = this.store.sql.channels;
+    this.unsubscribe = this.notifier?.subscribe((notification) => {
+      if (notification?.channel === cancel) this.running.get(notification.payload)?.cancelled();
+      else if (!notification || (notification.channel === wakeup && this.options.queues.includes(notification.payload))) {
+        this.wakeable.wake();
+      }
     });
     this.loop = this.run();
   }
@@ -131,23 +137,36 @@ export class Worker {
         leaseMs: this.options.leaseMs,
         maxPayloadBytes: this.options.maxPayloadBytes,
       });
-      let outcome: string;
-      try {
-        const result = await handler.run(run.params, ctx);
-        if (ctx.stopReason) return;
-        const json = toJson(result, `the result of task "${run.taskName}"`, this.options.maxPayloadBytes);
-        outcome = await this.transition(this.store.sql.complete, [run.taskId, run.runId, this.options.workerId, json.text]);
-      } catch (error) {
-        if (ctx.stopReason) return;
-        outcome = await this.transition(this.store.sql.fail, [
-          run.taskId, run.runId, this.options.workerId, JSON.stringify(describeError(error)), isFinal(error),
-        ]);
+      this.running.set(run.taskId, ctx);
+      const outcome = await this.runHandler(handler, run, ctx).finally(() => this.running.delete(run.taskId));
+      if (outcome === 'cancelled' || outcome === 'lost') {
+        this.logger.warn(`${ids}: outcome not recorded, the run was ${outcome === 'cancelled' ? 'cancelled' : 'taken over after its lease expired'}`);
       }
-      if (outcome !== 'ok') this.logger.warn(`${ids}: result not recorded, the run was ${outcome === 'cancelled' ? 'cancelled' : 'taken over after its lease expired'}`);
     } catch (error) {
       // Only a database failure gets here; the lease expires and another attempt runs.
       this.logger.error(`${ids}: could not record the outcome: ${redact((error as Error).message)}`);
     }
+  }
+
+  /** Runs the handler and records its result or error, unless the execution was stopped. */
+  private async runHandler(handler: DurableTaskHandler, run: ClaimedRun, ctx: DurableTaskContext): Promise<string | undefined> {
+    const fail = (error: unknown) => this.transition(this.store.sql.fail, [
+      run.taskId, run.runId, this.options.workerId, JSON.stringify(describeError(error)), isFinal(error),
+    ]);
+    let result: unknown;
+    try {
+      result = await handler.run(run.params, ctx);
+    } catch (error) {
+      return ctx.stopReason ? undefined : fail(error);
+    }
+    if (ctx.stopReason) return undefined;
+    let json;
+    try {
+      json = toJson(result, `the result of task "${run.taskName}"`, this.options.maxPayloadBytes);
+    } catch (error) {
+      return fail(error);
+    }
+    return this.transition(this.store.sql.complete, [run.taskId, run.runId, this.options.workerId, json.text]);
   }
 
   private async deferUnknown(run: ClaimedRun, ids: string): Promise<void> {

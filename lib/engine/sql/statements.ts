@@ -9,7 +9,8 @@ export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
   const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, created_at, updated_at`;
   return {
-    channel: `${schema}_wakeup`,
+    /** NOTIFY channels: a queue has work (payload: the queue), a task was cancelled (payload: its id). */
+    channels: { wakeup: `${schema}_wakeup`, cancel: `${schema}_cancel` },
     spawn: `select * from ${s}.spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10)`,
     claim: `select * from ${s}.claim_tasks($1, $2, $3, $4)`,
     setCheckpoint: `select ${s}.set_checkpoint($1, $2, $3, $4, $5::json, $6, $7) as outcome`,
