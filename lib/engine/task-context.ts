@@ -85,13 +85,13 @@ export class DurableTaskContext implements TaskContext {
     return json.value;
   }
 
-  sleepFor(name: string, ms: number): Promise<void> {
+  async sleepFor(name: string, ms: number): Promise<void> {
     this.ensureActive();
     assertDuration(ms, 'sleepFor duration');
     return this.sleep(name, null, ms);
   }
 
-  sleepUntil(name: string, date: Date): Promise<void> {
+  async sleepUntil(name: string, date: Date): Promise<void> {
     this.ensureActive();
     assertDate(date, 'sleepUntil date');
     return this.sleep(name, storableDate(date), null);
