@@ -12,17 +12,19 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
 
   constructor(private readonly schema = 'durable') {}
 
+  // Idempotent (if not exists), so that running it again over a schema made by the app's own
+  // TypeORM migration step is harmless.
   async up(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
     await runner.query(`
       create schema if not exists ${s};
 
-      create table ${s}.queues (
+      create table if not exists ${s}.queues (
         name       text primary key,
         created_at timestamptz not null
       );
 
-      create table ${s}.tasks (
+      create table if not exists ${s}.tasks (
         id               uuid primary key,
         queue            text not null,
         name             text not null,
@@ -43,13 +45,13 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         first_started_at timestamptz,
         finished_at      timestamptz
       );
-      create unique index tasks_idempotency_key on ${s}.tasks (queue, idempotency_key) where idempotency_key is not null;
-      create index tasks_created_at on ${s}.tasks (created_at desc, id desc);
-      create index tasks_queue_created_at on ${s}.tasks (queue, created_at desc, id desc);
-      create index tasks_cancel_at on ${s}.tasks (queue, cancel_at) where cancel_at is not null;
-      create index tasks_finished_at on ${s}.tasks (finished_at) where finished_at is not null;
+      create unique index if not exists tasks_idempotency_key on ${s}.tasks (queue, idempotency_key) where idempotency_key is not null;
+      create index if not exists tasks_created_at on ${s}.tasks (created_at desc, id desc);
+      create index if not exists tasks_queue_created_at on ${s}.tasks (queue, created_at desc, id desc);
+      create index if not exists tasks_cancel_at on ${s}.tasks (queue, cancel_at) where cancel_at is not null;
+      create index if not exists tasks_finished_at on ${s}.tasks (finished_at) where finished_at is not null;
 
-      create table ${s}.runs (
+      create table if not exists ${s}.runs (
         id               uuid primary key,
         task_id          uuid not null references ${s}.tasks (id) on delete cascade,
         queue            text not null,
@@ -65,10 +67,10 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         finished_at      timestamptz,
         unique (task_id, attempt)
       );
-      create index runs_claimable on ${s}.runs (queue, available_at, id) where state in ('pending','sleeping');
-      create index runs_lease on ${s}.runs (queue, lease_expires_at) where state = 'running';
+      create index if not exists runs_claimable on ${s}.runs (queue, available_at, id) where state in ('pending','sleeping');
+      create index if not exists runs_lease on ${s}.runs (queue, lease_expires_at) where state = 'running';
 
-      create table ${s}.checkpoints (
+      create table if not exists ${s}.checkpoints (
         task_id    uuid not null references ${s}.tasks (id) on delete cascade,
         name       text not null,
         value      json,
@@ -77,7 +79,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         primary key (task_id, name)
       );
 
-      create table ${s}.events (
+      create table if not exists ${s}.events (
         queue      text not null,
         name       text not null,
         payload    json,
@@ -86,7 +88,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         primary key (queue, name)
       );
 
-      create table ${s}.waits (
+      create table if not exists ${s}.waits (
         run_id     uuid not null references ${s}.runs (id) on delete cascade,
         step_name  text not null,
         task_id    uuid not null,
@@ -96,11 +98,11 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         created_at timestamptz not null,
         primary key (run_id, step_name)
       );
-      create index waits_event on ${s}.waits (queue, event_name);
-      create index waits_task on ${s}.waits (task_id);
+      create index if not exists waits_event on ${s}.waits (queue, event_name);
+      create index if not exists waits_task on ${s}.waits (task_id);
 
       -- The test clock: read only when the session sets durable.test_clock = 'on'.
-      create table ${s}.test_clock (
+      create table if not exists ${s}.test_clock (
         id        boolean primary key default true check (id),
         offset_ms double precision not null
       );

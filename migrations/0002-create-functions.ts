@@ -39,7 +39,7 @@ function functionsSql(s: string, schema: string): string {
   const channel = `'${schema}_wakeup'`;
   const cancelChannel = `'${schema}_cancel'`;
   return `
-create function ${s}.now() returns timestamptz language sql volatile as $$
+create or replace function ${s}.now() returns timestamptz language sql volatile as $$
   select case when current_setting('durable.test_clock', true) = 'on'
     then clock_timestamp() + coalesce((select offset_ms from ${s}.test_clock), 0) * interval '1 millisecond'
     else clock_timestamp() end
@@ -47,19 +47,19 @@ $$;
 
 -- Milliseconds to an interval. Any non-negative duration is valid; past a century it is
 -- capped, which keeps the timestamp arithmetic in range.
-create function ${s}._ms(p_ms double precision) returns interval language sql immutable as $$
+create or replace function ${s}._ms(p_ms double precision) returns interval language sql immutable as $$
   select case when p_ms is not null then least(greatest(p_ms, 0), 3.15e12) * interval '1 millisecond' end
 $$;
 
 -- base * factor^(attempt - 1), computed in logarithms so that it cannot overflow.
-create function ${s}._backoff(p_base double precision, p_factor double precision, p_attempt integer)
+create or replace function ${s}._backoff(p_base double precision, p_factor double precision, p_attempt integer)
 returns double precision language sql immutable as $$
   select case when p_base <= 0 then 0
     else exp(least(ln(p_base) + (p_attempt - 1) * ln(p_factor), ln(3.15e12))) end
 $$;
 
 -- Locks the task and says whether this worker may still write for this run.
-create function ${s}._fence(p_task uuid, p_run uuid, p_worker text, p_now timestamptz)
+create or replace function ${s}._fence(p_task uuid, p_run uuid, p_worker text, p_now timestamptz)
 returns text language plpgsql as $$
 declare
   v_task_state text;
@@ -76,7 +76,7 @@ begin
   return 'ok';
 end $$;
 
-create function ${s}._cancel(p_task uuid, p_now timestamptz, p_reason jsonb)
+create or replace function ${s}._cancel(p_task uuid, p_now timestamptz, p_reason jsonb)
 returns void language plpgsql as $$
 begin
   update ${s}.tasks set state = 'cancelled', error = p_reason, cancel_at = null,
@@ -90,7 +90,7 @@ begin
 end $$;
 
 -- Fails a run whose task is already locked; schedules the next attempt when one is allowed.
-create function ${s}._fail(p_task uuid, p_run uuid, p_error jsonb, p_final boolean, p_now timestamptz)
+create or replace function ${s}._fail(p_task uuid, p_run uuid, p_error jsonb, p_final boolean, p_now timestamptz)
 returns void language plpgsql as $$
 declare
   v_task record;
@@ -139,7 +139,7 @@ begin
   if v_at <= p_now then perform pg_notify(${channel}, v_task.queue); end if;
 end $$;
 
-create function ${s}.spawn_task(
+create or replace function ${s}.spawn_task(
   p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer,
   p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision,
   p_run_at timestamptz)
@@ -179,7 +179,7 @@ end $$;
 
 -- Sweeps (bounded by p_limit each), then claims up to p_limit runs. When fewer than p_limit
 -- runs were claimed it adds one row with run_id null that says when the next run is due.
-create function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision)
+create or replace function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision)
 returns table (run_id uuid, task_id uuid, attempt integer, queue text, name text, params json,
   headers json, checkpoints json, db_now timestamptz, next_due_at timestamptz)
 language plpgsql as $$
@@ -255,7 +255,7 @@ begin
   end if;
 end $$;
 
-create function ${s}.set_checkpoint(p_task uuid, p_run uuid, p_worker text, p_name text,
+create or replace function ${s}.set_checkpoint(p_task uuid, p_run uuid, p_worker text, p_name text,
   p_value json, p_attempt integer, p_lease_ms double precision)
 returns text language plpgsql as $$
 declare
@@ -272,7 +272,7 @@ begin
   return 'ok';
 end $$;
 
-create function ${s}.heartbeat(p_task uuid, p_run uuid, p_worker text, p_lease_ms double precision)
+create or replace function ${s}.heartbeat(p_task uuid, p_run uuid, p_worker text, p_lease_ms double precision)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -283,7 +283,7 @@ begin
   return 'ok';
 end $$;
 
-create function ${s}.complete_run(p_task uuid, p_run uuid, p_worker text, p_result json)
+create or replace function ${s}.complete_run(p_task uuid, p_run uuid, p_worker text, p_result json)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -298,7 +298,7 @@ begin
   return 'ok';
 end $$;
 
-create function ${s}.fail_run(p_task uuid, p_run uuid, p_worker text, p_error jsonb, p_final boolean)
+create or replace function ${s}.fail_run(p_task uuid, p_run uuid, p_worker text, p_error jsonb, p_final boolean)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -310,7 +310,7 @@ begin
 end $$;
 
 -- Puts a claimed run back without using up an attempt (no handler here for its task).
-create function ${s}.defer_run(p_task uuid, p_run uuid, p_worker text, p_delay_ms double precision)
+create or replace function ${s}.defer_run(p_task uuid, p_run uuid, p_worker text, p_delay_ms double precision)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -325,7 +325,7 @@ begin
 end $$;
 
 -- Returns 'continue' (the wake time has passed) or 'suspended', or the fence's refusal.
-create function ${s}.sleep_until(p_task uuid, p_run uuid, p_worker text, p_name text,
+create or replace function ${s}.sleep_until(p_task uuid, p_run uuid, p_worker text, p_name text,
   p_wake_at timestamptz, p_duration_ms double precision, p_attempt integer, p_lease_ms double precision)
 returns table (outcome text, wake_at timestamptz) language plpgsql as $$
 declare
@@ -355,7 +355,7 @@ end $$;
 
 -- Returns ('checkpoint', value) when the outcome is known: value is {"payload": ...} or
 -- {"timedOut": true}; else 'suspended', or the fence's refusal.
-create function ${s}.await_event(p_task uuid, p_run uuid, p_worker text, p_queue text,
+create or replace function ${s}.await_event(p_task uuid, p_run uuid, p_worker text, p_queue text,
   p_event text, p_step text, p_timeout_ms double precision, p_attempt integer, p_lease_ms double precision)
 returns table (outcome text, value json) language plpgsql as $$
 declare
@@ -417,7 +417,7 @@ end $$;
 
 -- First emit wins. Returns how many waiting runs it woke, or null when the event had already
 -- been emitted (and nothing changed).
-create function ${s}.emit_event(p_queue text, p_event text, p_payload json)
+create or replace function ${s}.emit_event(p_queue text, p_event text, p_payload json)
 returns integer language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -458,7 +458,7 @@ begin
 end $$;
 
 -- ctx.emitEvent: the emit and its checkpoint commit together, so a replay does not emit again.
-create function ${s}.emit_from_task(p_task uuid, p_run uuid, p_worker text, p_name text,
+create or replace function ${s}.emit_from_task(p_task uuid, p_run uuid, p_worker text, p_name text,
   p_queue text, p_event text, p_payload json, p_attempt integer, p_lease_ms double precision)
 returns text language plpgsql as $$
 declare
@@ -477,7 +477,7 @@ begin
 end $$;
 
 -- Returns 'cancelled', 'terminal' (nothing to do) or 'not_found'.
-create function ${s}.cancel_task(p_task uuid)
+create or replace function ${s}.cancel_task(p_task uuid)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -492,7 +492,7 @@ end $$;
 
 -- A new attempt for a failed or cancelled task, keeping its checkpoints. Returns the task's
 -- state before the call ('not_found' if there is no such task); only failed and cancelled change.
-create function ${s}.retry_task(p_task uuid)
+create or replace function ${s}.retry_task(p_task uuid)
 returns text language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();

@@ -10,6 +10,8 @@ import type {
   AwaitResultOptions, CleanupOptions, ListTasksOptions, TaskError, TaskSnapshot, TaskState,
 } from '../interfaces/task-snapshot.interface.js';
 import { delay } from './abortable-delay.js';
+import { Batcher } from './batcher.js';
+import { isConnectionError } from './database-errors.js';
 import { DurableConnection, type ConnectionOptions } from './connection.js';
 import { toJson } from './json.js';
 import { consoleLogger, type DurableLogger } from './logger.js';
@@ -46,12 +48,15 @@ const STATES: readonly TaskState[] = ['pending', 'running', 'sleeping', 'complet
 export class DurableClient {
   /** `@DurableTask` options of the handlers known in this process, for spawns by name. */
   private readonly definitions: DurableTaskOptions[] = [];
+  private readonly spawns: Batcher<SpawnArgs, Row>;
 
   constructor(
     private readonly store: Store,
     private readonly settings: ClientSettings,
     private readonly connection?: DurableConnection,
-  ) {}
+  ) {
+    this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
+  }
 
   static async connect(options: DurableClientOptions = {}): Promise<DurableClient> {
     const connection = await DurableConnection.open(options, options.logger ?? consoleLogger);
@@ -89,12 +94,17 @@ export class DurableClient {
     }
     for (const key of Object.keys(headers)) assertName(key, 'header key');
     const max = this.settings.maxPayloadBytes;
-    const row = await this.store.one(this.store.sql.spawn, [
-      queue, name, toJson(params ?? null, `the params of task "${name}"`, max).text,
-      toJson(headers, 'headers', max).text, policy.maxAttempts, JSON.stringify(policy.retry),
+    const args: SpawnArgs = [
+      queue, name, toJson(params ?? null, `the params of task "${name}"`, max).text as string,
+      toJson(headers, 'headers', max).text as string, policy.maxAttempts, JSON.stringify(policy.retry),
       policy.cancellation ? JSON.stringify(policy.cancellation) : null,
       options.idempotencyKey ?? null, options.delayMs ?? null, options.runAt ? storableDate(options.runAt) : null,
-    ], options.manager);
+    ];
+    // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
+    // spawns issued at the same time.
+    const row = options.manager
+      ? await this.store.one(this.store.sql.spawn, args, options.manager)
+      : await this.spawns.add(args);
     return { taskId: row.task_id as string, runId: row.run_id as string, attempt: row.attempt as number, created: row.created as boolean };
   }
 
@@ -140,6 +150,10 @@ export class DurableClient {
     if (options.cursor !== undefined) assertTaskId(options.cursor);
     const limit = options.limit ?? 50;
     assertPositiveInteger(limit, 'limit');
+    // A page after a task that is gone cannot be placed: say so rather than return nothing.
+    if (options.cursor !== undefined && (await this.store.query(this.store.sql.taskExists, [options.cursor])).length === 0) {
+      throw new TaskNotFoundError(options.cursor);
+    }
     const rows = await this.store.query(this.store.sql.listTasks, [
       options.queue ?? null, options.state ?? null, options.name ?? null, options.cursor ?? null, Math.min(limit, 1000),
     ]);
@@ -189,6 +203,18 @@ export class DurableClient {
     return row.count as number;
   }
 
+  /** One statement for the batch; if it fails for another reason than the connection, each
+   * spawn is tried alone, so that one bad spawn cannot fail the others. */
+  private async spawnBatch(batch: SpawnArgs[]): Promise<PromiseSettledResult<Row>[]> {
+    try {
+      const rows = await this.store.query(this.store.sql.spawnBatch, [serializeSpawns(batch)]);
+      return rows.map((row) => ({ status: 'fulfilled', value: row }));
+    } catch (error) {
+      if (batch.length === 1 || isConnectionError(error)) throw error;
+      return Promise.allSettled(batch.map((args) => this.store.one(this.store.sql.spawn, args)));
+    }
+  }
+
   private definitionNamed(name: string, queue: string | undefined): DurableTaskOptions | undefined {
     const matches = this.definitions.filter(
       (definition) => definition.name === name && (queue === undefined || (definition.queue ?? this.settings.queue) === queue),
@@ -218,6 +244,22 @@ function resolvePolicy(spawn: TaskPolicyOptions, task: TaskPolicyOptions | undef
   assertRetryStrategy(retry, 'retry');
   if (cancellation !== undefined) assertCancellationPolicy(cancellation, 'cancellation');
   return { maxAttempts, retry, cancellation };
+}
+
+/** The arguments of `spawn_task`; params and headers are JSON text. */
+type SpawnArgs = [
+  queue: string, name: string, params: string, headers: string, maxAttempts: number, retry: string,
+  cancellation: string | null, idempotencyKey: string | null, delayMs: number | null, runAt: Date | null,
+];
+
+/** JSON text for `spawn_batch`; params and headers are spliced in as the text they already are. */
+function serializeSpawns(batch: SpawnArgs[]): string {
+  return `[${batch
+    .map(([queue, name, params, headers, maxAttempts, retry, cancellation, key, delayMs, runAt]) =>
+      `[${JSON.stringify(queue)},${JSON.stringify(name)},${params},${headers},${maxAttempts},${retry},` +
+      `${cancellation ?? 'null'},${JSON.stringify(key)},${delayMs ?? 'null'},${runAt ? JSON.stringify(runAt.toISOString()) : 'null'}]`,
+    )
+    .join(',')}]`;
 }
 
 function assertTaskId(taskId: unknown): asserts taskId is string {

@@ -2,7 +2,9 @@ import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { assertSchemaName } from '../../migrations/schema-name.js';
 import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
+import { timerMs } from './abortable-delay.js';
 import { translateDatabaseError } from './database-errors.js';
+import { assertDuration, assertPositiveInteger } from './validation.js';
 import type { DurableLogger } from './logger.js';
 import { runMigrations } from './migrator.js';
 import { Notifier } from './notifier.js';
@@ -14,6 +16,7 @@ export interface ConnectionOptions {
   schema?: string;
   migrationsRun?: boolean;
   poolSize?: number;
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -31,6 +34,8 @@ export class DurableConnection {
   static async open(options: ConnectionOptions, logger: DurableLogger): Promise<DurableConnection> {
     const schema = options.schema ?? 'durable';
     assertSchemaName(schema);
+    assertPositiveInteger(options.poolSize ?? 10, 'poolSize');
+    assertDuration(options.queryTimeoutMs ?? 20_000, 'queryTimeoutMs', true);
     const { dataSource, owned, password } = await connect(options, logger);
     try {
       if (options.migrationsRun ?? true) {
@@ -75,7 +80,8 @@ async function connect(options: ConnectionOptions, logger: DurableLogger) {
     poolSize: (options.poolSize ?? 10) + 1, // one more for the LISTEN connection
     applicationName: 'nestjs-durable',
     connectTimeoutMS: 10_000,
-    extra: { keepAlive: true },
+    // A statement with no answer (a network partition) is abandoned and its connection dropped.
+    extra: { keepAlive: true, query_timeout: timerMs(options.queryTimeoutMs ?? 20_000) },
     poolErrorHandler: (error: Error) => logger.warn(`idle connection lost: ${translateDatabaseError(error, password).message}`),
   });
   try {

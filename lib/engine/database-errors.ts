@@ -1,10 +1,11 @@
+import { types } from 'node:util';
 import { DatabaseUnavailableError } from '../errors/database-unavailable.error.js';
 import { DurableError } from '../errors/durable.error.js';
 
 // Connection-level failures: network errors, and SQLSTATE classes 08 (connection exception),
 // 57P (operator intervention: shutdown, crash) and 53300 (too many connections).
 const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|EAI_AGAIN|08...|57P0[1-3]|53300)$/;
-const CONNECTION_MESSAGES = /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end/i;
+const CONNECTION_MESSAGES = /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|Query read timeout/i;
 
 export function isConnectionError(error: unknown): boolean {
   if (error instanceof DatabaseUnavailableError) return true;
@@ -21,7 +22,7 @@ export function redact(text: string): string {
 /** Errors leave durable typed, and with no password in their message or stack. */
 export function translateDatabaseError(error: unknown, password?: string): Error {
   if (error instanceof DurableError) return error;
-  const original = error instanceof Error ? error : new Error(String(error));
+  const original = isError(error) ? error : new Error(String(error));
   const scrub = (text: string) => {
     let out = redact(text);
     if (password) out = out.split(password).join('***');
@@ -35,4 +36,9 @@ export function translateDatabaseError(error: unknown, password?: string): Error
   original.message = scrub(original.message);
   if (original.stack) original.stack = scrub(original.stack);
   return original;
+}
+
+/** Also true for errors made in another realm (Node's own, under Jest's VM modules). */
+export function isError(value: unknown): value is Error {
+  return value instanceof Error || types.isNativeError(value);
 }

@@ -4,6 +4,7 @@ import type { AwaitEventOptions, TaskContext } from '../interfaces/task-context.
 import { ControlSignal, type StopReason } from './control-signal.js';
 import { toJson } from './json.js';
 import type { Store } from './store.js';
+import type { WriteFn } from './worker-writes.js';
 import { assertDate, assertDuration, assertName, storableDate } from './validation.js';
 
 /** What the worker claimed: one run and everything its handler needs to replay. */
@@ -25,6 +26,8 @@ export interface ContextSettings {
   workerId: string;
   leaseMs: number;
   maxPayloadBytes: number;
+  /** Where checkpoints go: batched with the other handlers' writes. */
+  write: WriteFn;
 }
 
 type EventOutcome = { payload: unknown } | { timedOut: true };
@@ -77,10 +80,11 @@ export class DurableTaskContext implements TaskContext {
     const value = await fn();
     this.ensureActive();
     const json = toJson<T>(value, `the result of step "${name}"`, this.settings.maxPayloadBytes);
-    const row = await this.store.one(this.store.sql.setCheckpoint, [
-      this.taskId, this.runId, this.settings.workerId, key, json.text, this.attempt, this.settings.leaseMs,
-    ]);
-    this.settle(row.outcome as string);
+    const outcome = await this.settings.write({
+      kind: 'checkpoint', taskId: this.taskId, runId: this.runId, name: key, value: json.text,
+      attempt: this.attempt, leaseMs: this.settings.leaseMs,
+    });
+    this.settle(outcome);
     this.run.checkpoints.set(key, json.value);
     return json.value;
   }

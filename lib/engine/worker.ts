@@ -3,12 +3,13 @@ import { NonRetryableError } from '../errors/non-retryable.error.js';
 import { SerializationError } from '../errors/serialization.error.js';
 import type { DurableTaskHandler } from '../interfaces/task-context.interface.js';
 import { timerMs, Wakeable } from './abortable-delay.js';
-import { redact } from './database-errors.js';
+import { isError, redact } from './database-errors.js';
 import { toJson } from './json.js';
 import type { DurableLogger } from './logger.js';
 import type { Notifier } from './notifier.js';
 import type { Row, Store } from './store.js';
 import { DurableTaskContext, type ClaimedRun } from './task-context.js';
+import { batchedWrites, type WriteFn } from './worker-writes.js';
 
 export interface ResolvedWorkerOptions {
   queues: string[];
@@ -39,6 +40,7 @@ export class Worker {
   private readonly running = new Map<string, DurableTaskContext>();
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
+  private readonly write: WriteFn;
 
   constructor(
     private readonly store: Store,
@@ -46,7 +48,9 @@ export class Worker {
     private readonly options: ResolvedWorkerOptions,
     private readonly logger: DurableLogger,
     private readonly notifier?: Notifier,
-  ) {}
+  ) {
+    this.write = batchedWrites(store, options.workerId);
+  }
 
   start(): void {
     if (this.state !== 'created') return;
@@ -136,6 +140,7 @@ export class Worker {
         workerId: this.options.workerId,
         leaseMs: this.options.leaseMs,
         maxPayloadBytes: this.options.maxPayloadBytes,
+        write: this.write,
       });
       this.running.set(run.taskId, ctx);
       const outcome = await this.runHandler(handler, run, ctx).finally(() => this.running.delete(run.taskId));
@@ -166,7 +171,10 @@ export class Worker {
     } catch (error) {
       return fail(error);
     }
-    return this.transition(this.store.sql.complete, [run.taskId, run.runId, this.options.workerId, json.text]);
+    return this.write({
+      kind: 'complete', taskId: run.taskId, runId: run.runId, value: json.text,
+      attempt: run.attempt, leaseMs: this.options.leaseMs,
+    });
   }
 
   private async deferUnknown(run: ClaimedRun, ids: string): Promise<void> {
@@ -213,7 +221,7 @@ function isFinal(error: unknown): boolean {
 /** `{ name, message, stack }`, made storable: any text can end up in an error message. */
 function describeError(error: unknown): Record<string, string> {
   const storable = (text: string) => text.toWellFormed().replaceAll('\u0000', '\\u0000');
-  if (error instanceof Error) {
+  if (isError(error)) {
     return {
       name: storable(error.name),
       message: storable(error.message),

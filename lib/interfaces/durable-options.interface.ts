@@ -35,6 +35,11 @@ export interface DurableModuleOptions {
   defaults?: TaskPolicyOptions;
   /** Largest params, payload, headers or step result, in bytes of JSON. @default 16777216 (16 MiB) */
   maxPayloadBytes?: number;
-  /** Connections in durable's own pool. @default 10 */
+  /** Connections in durable's own pool (plus one for LISTEN). @default 10 */
   poolSize?: number;
+  /**
+   * A statement of durable's own pool with no answer after this long is abandoned, its
+   * connection dropped, and the call rejects with `DatabaseUnavailableError`. @default 20000
+   */
+  queryTimeoutMs?: number;
 }

@@ -29,7 +29,7 @@ export interface ListTasksOptions {
   name?: string;
   /** @default 50 (at most 1000) */
   limit?: number;
-  /** The `nextCursor`-style value: the `taskId` of the last task of the previous page. */
+  /** The `taskId` of the last task of the previous page (`TaskNotFoundError` if it was deleted since). */
   cursor?: string;
 }
 

@@ -15,6 +15,8 @@ export function buildStatements(schema: string) {
     claim: `select * from ${s}.claim_tasks($1, $2, $3, $4)`,
     setCheckpoint: `select ${s}.set_checkpoint($1, $2, $3, $4, $5::json, $6, $7) as outcome`,
     heartbeat: `select ${s}.heartbeat($1, $2, $3, $4) as outcome`,
+    writeBatch: `select * from ${s}.write_batch($1, $2::json)`,
+    spawnBatch: `select * from ${s}.spawn_batch($1::json)`,
     complete: `select ${s}.complete_run($1, $2, $3, $4::json) as outcome`,
     fail: `select ${s}.fail_run($1, $2, $3, $4::jsonb, $5) as outcome`,
     defer: `select ${s}.defer_run($1, $2, $3, $4) as outcome`,
@@ -25,6 +27,7 @@ export function buildStatements(schema: string) {
     cancel: `select ${s}.cancel_task($1) as outcome`,
     retry: `select ${s}.retry_task($1) as outcome`,
     getTask: `select ${snapshotColumns} from ${s}.tasks where id = $1`,
+    taskExists: `select 1 from ${s}.tasks where id = $1`,
     listTasks: `
       select ${snapshotColumns} from ${s}.tasks
       where ($1::text is null or queue = $1) and ($2::text is null or state = $2)

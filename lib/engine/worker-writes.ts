@@ -1,0 +1,45 @@
+import { Batcher } from './batcher.js';
+import type { Store } from './store.js';
+
+export interface WorkerWrite {
+  kind: 'checkpoint' | 'complete';
+  taskId: string;
+  runId: string;
+  /** The checkpoint's name (checkpoints only). */
+  name?: string;
+  /** JSON text, or null for undefined. */
+  value: string | null;
+  attempt: number;
+  leaseMs: number;
+}
+
+/** A function that writes a checkpoint or a completion and resolves with its fence's outcome. */
+export type WriteFn = (write: WorkerWrite) => Promise<string>;
+
+/**
+ * A worker's checkpoints and completions, group-committed through `write_batch`: at most one
+ * write per run in a batch, and each write's promise settles only after its batch committed.
+ */
+export function batchedWrites(store: Store, workerId: string): WriteFn {
+  const batcher = new Batcher<WorkerWrite, string>(
+    async (writes) => {
+      const rows = await store.query(store.sql.writeBatch, [workerId, serialize(writes)]);
+      const outcomes: PromiseSettledResult<string>[] = [];
+      for (const row of rows) outcomes[(row.i as number) - 1] = { status: 'fulfilled', value: row.outcome as string };
+      return outcomes;
+    },
+    { maxBatch: 500, maxInFlight: 2, exclusiveKey: (write) => write.runId },
+  );
+  return (write) => batcher.add(write);
+}
+
+/** The batch as JSON text; values are JSON text already, so they are spliced in as they are. */
+function serialize(writes: WorkerWrite[]): string {
+  return `[${writes
+    .map((write) =>
+      `{"kind":"${write.kind}","task_id":"${write.taskId}","run_id":"${write.runId}",` +
+      `"name":${JSON.stringify(write.name ?? null)},"value":${write.value ?? 'null'},` +
+      `"undefined":${write.value === null},"attempt":${write.attempt},"lease_ms":${write.leaseMs}}`,
+    )
+    .join(',')}]`;
+}
