@@ -5,13 +5,29 @@ import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import type { LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import type pg from 'pg';
+import pg from 'pg';
 import {
   DatabaseUnavailableError, DurableClient, DurableError, DurableModule, DurableTask,
   type DurableLogger, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
 import { eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
+
+async function serverChecksPasswords(): Promise<boolean> {
+  const url = new URL(adminUrl());
+  url.password = 'surely-not-the-password';
+  const client = new pg.Client({ connectionString: url.toString() });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.end();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+const checksPasswords = await serverChecksPasswords();
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PASSWORD = 's3cr3t-pw';
@@ -392,7 +408,9 @@ describe('an unreachable database', () => {
     expect(logger.lines.join('\n')).not.toContain(PASSWORD);
   });
 
-  it('a wrong password on a live server is refused without echoing the password', async () => {
+  // Only a server that checks passwords can refuse one (the machine's PostgreSQL trusts local
+  // connections; the embedded one checks them).
+  (checksPasswords ? it : it.skip)('a wrong password on a live server is refused without echoing the password', async () => {
     const url = new URL(adminUrl());
     url.password = PASSWORD;
     const logger = new CapturingLogger();
@@ -516,3 +534,4 @@ describe('the database going away and coming back (through a proxy)', () => {
     expect(closing.status).toBe('fulfilled');
   }, 40_000);
 });
+
