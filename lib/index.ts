@@ -9,3 +9,4 @@ export * from './interfaces/task-options.interface.js';
 export * from './interfaces/task-snapshot.interface.js';
 export * from './errors/index.js';
 export { durableMigrations, createDurableMigrations } from '../migrations/index.js';
+export * from './entities/durable-entities.js';
