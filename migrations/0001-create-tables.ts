@@ -13,7 +13,8 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
   constructor(private readonly schema = 'durable') {}
 
   // Idempotent (if not exists), so that running it again over a schema made by the app's own
-  // TypeORM migration step is harmless.
+  // TypeORM migration step is harmless. Tasks and runs leave room in their pages so that
+  // updates that change no indexed column stay on the page (HOT).
   async up(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
     await runner.query(`
@@ -44,7 +45,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         updated_at       timestamptz not null,
         first_started_at timestamptz,
         finished_at      timestamptz
-      );
+      ) with (fillfactor = 80);
       create unique index if not exists tasks_idempotency_key on ${s}.tasks (queue, idempotency_key) where idempotency_key is not null;
       create index if not exists tasks_created_at on ${s}.tasks (created_at desc, id desc);
       create index if not exists tasks_queue_created_at on ${s}.tasks (queue, created_at desc, id desc);
@@ -66,9 +67,10 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         started_at       timestamptz,
         finished_at      timestamptz,
         unique (task_id, attempt)
-      );
+      ) with (fillfactor = 80);
       create index if not exists runs_claimable on ${s}.runs (queue, available_at, id) where state in ('pending','sleeping');
-      create index if not exists runs_lease on ${s}.runs (queue, lease_expires_at) where state = 'running';
+      -- Not on lease_expires_at: renewing a lease then touches no index (a HOT update).
+      create index if not exists runs_running on ${s}.runs (queue) where state = 'running';
 
       create table if not exists ${s}.checkpoints (
         task_id    uuid not null references ${s}.tasks (id) on delete cascade,

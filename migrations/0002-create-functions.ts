@@ -179,79 +179,99 @@ end $$;
 
 -- Sweeps (bounded by p_limit each), then claims up to p_limit runs. When fewer than p_limit
 -- runs were claimed it adds one row with run_id null that says when the next run is due.
+-- Queues are visited one at a time: with one queue per scan, the indexes give rows in order
+-- and the LIMIT stops the scan early (an "= any(array)" scan would sort every pending row).
 create or replace function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision)
 returns table (run_id uuid, task_id uuid, attempt integer, queue text, name text, params json,
   headers json, checkpoints json, db_now timestamptz, next_due_at timestamptz)
 language plpgsql as $$
 declare
   v_now timestamptz := ${s}.now();
+  v_queue text;
   v_row record;
-  v_claimed integer;
+  v_swept integer := 0;
+  v_claimed integer := 0;
+  v_count integer;
+  v_next timestamptz;
 begin
-  for v_row in
-    select t.id, t.cancellation, t.first_started_at from ${s}.tasks t
-    where t.queue = any(p_queues) and t.cancel_at <= v_now
-      and t.state in ('pending', 'running', 'sleeping')
-    order by t.cancel_at limit p_limit
-    for update skip locked
-  loop
-    perform ${s}._cancel(v_row.id, v_now, jsonb_build_object('name', 'TaskCancelled',
-      'message', case when v_row.first_started_at is null
-        then 'cancelled by policy: not started within maxDelayMs'
-        else 'cancelled by policy: not finished within maxDurationMs' end));
+  foreach v_queue in array p_queues loop
+    for v_row in
+      select t.id, t.first_started_at from ${s}.tasks t
+      where t.queue = v_queue and t.cancel_at <= v_now and t.state in ('pending', 'running', 'sleeping')
+      order by t.cancel_at limit p_limit - v_swept
+      for update skip locked
+    loop
+      perform ${s}._cancel(v_row.id, v_now, jsonb_build_object('name', 'TaskCancelled',
+        'message', case when v_row.first_started_at is null
+          then 'cancelled by policy: not started within maxDelayMs'
+          else 'cancelled by policy: not finished within maxDurationMs' end));
+      v_swept := v_swept + 1;
+    end loop;
+    exit when v_swept >= p_limit;
   end loop;
 
-  for v_row in
-    select r.id, r.task_id, r.worker_id, r.lease_expires_at, r.attempt from ${s}.runs r
-    where r.queue = any(p_queues) and r.state = 'running' and r.lease_expires_at <= v_now
-    order by r.lease_expires_at limit p_limit
-  loop
-    perform 1 from ${s}.tasks where id = v_row.task_id for update skip locked;
-    continue when not found;
-    perform 1 from ${s}.runs where id = v_row.id and state = 'running' and lease_expires_at <= v_now;
-    continue when not found;
-    perform ${s}._fail(v_row.task_id, v_row.id, jsonb_build_object('name', 'LeaseExpired',
-      'message', 'the worker did not finish or renew its lease in time',
-      'workerId', v_row.worker_id, 'attempt', v_row.attempt, 'leaseExpiredAt', v_row.lease_expires_at),
-      false, v_now);
+  v_swept := 0;
+  foreach v_queue in array p_queues loop
+    for v_row in
+      select r.id, r.task_id, r.worker_id, r.lease_expires_at, r.attempt from ${s}.runs r
+      where r.queue = v_queue and r.state = 'running' and r.lease_expires_at <= v_now
+      order by r.lease_expires_at limit p_limit - v_swept
+    loop
+      perform 1 from ${s}.tasks where id = v_row.task_id for update skip locked;
+      continue when not found;
+      perform 1 from ${s}.runs where id = v_row.id and state = 'running' and lease_expires_at <= v_now;
+      continue when not found;
+      perform ${s}._fail(v_row.task_id, v_row.id, jsonb_build_object('name', 'LeaseExpired',
+        'message', 'the worker did not finish or renew its lease in time',
+        'workerId', v_row.worker_id, 'attempt', v_row.attempt, 'leaseExpiredAt', v_row.lease_expires_at),
+        false, v_now);
+      v_swept := v_swept + 1;
+    end loop;
+    exit when v_swept >= p_limit;
   end loop;
 
-  return query
-  with candidates as (
-    select r.id as run_id, r.task_id from ${s}.runs r join ${s}.tasks t on t.id = r.task_id
-    where r.queue = any(p_queues) and r.state in ('pending', 'sleeping') and r.available_at <= v_now
-      and t.state in ('pending', 'sleeping')
-    order by r.available_at, r.id
-    limit p_limit
-    for update of r, t skip locked
-  ), claimed_runs as (
-    update ${s}.runs r set state = 'running', worker_id = p_worker,
-      lease_expires_at = v_now + ${s}._ms(p_lease_ms),
-      started_at = coalesce(r.started_at, v_now), wake_event = null
-    from candidates c where r.id = c.run_id
-    returning r.id, r.task_id, r.attempt
-  ), claimed_tasks as (
-    update ${s}.tasks t set state = 'running', updated_at = v_now,
-      first_started_at = coalesce(t.first_started_at, v_now),
-      cancel_at = case
-        when t.first_started_at is not null then t.cancel_at
-        else v_now + ${s}._ms((t.cancellation->>'maxDurationMs')::double precision) end
-    from candidates c where t.id = c.task_id
-    returning t.id, t.queue, t.name, t.params, t.headers
-  )
-  select cr.id, ct.id, cr.attempt, ct.queue, ct.name, ct.params, ct.headers,
-    -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined.
-    (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json)
-       from ${s}.checkpoints cp where cp.task_id = ct.id),
-    v_now, null::timestamptz
-  from claimed_runs cr join claimed_tasks ct on ct.id = cr.task_id;
+  foreach v_queue in array p_queues loop
+    exit when v_claimed >= p_limit;
+    return query
+    with candidates as (
+      select r.id as run_id, r.task_id, r.attempt, t.queue, t.name, t.params, t.headers
+      from ${s}.runs r join ${s}.tasks t on t.id = r.task_id
+      where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.available_at <= v_now
+        and t.state in ('pending', 'sleeping')
+      order by r.available_at, r.id
+      limit p_limit - v_claimed
+      for update of r, t skip locked
+    ), claimed_runs as (
+      update ${s}.runs r set state = 'running', worker_id = p_worker,
+        lease_expires_at = v_now + ${s}._ms(p_lease_ms),
+        started_at = coalesce(r.started_at, v_now), wake_event = null
+      from candidates c where r.id = c.run_id
+    ), claimed_tasks as (
+      update ${s}.tasks t set state = 'running', updated_at = v_now,
+        first_started_at = coalesce(t.first_started_at, v_now),
+        cancel_at = case
+          when t.first_started_at is not null then t.cancel_at
+          else v_now + ${s}._ms((t.cancellation->>'maxDurationMs')::double precision) end
+      from candidates c where t.id = c.task_id
+    )
+    -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
+    select c.run_id, c.task_id, c.attempt, c.queue, c.name, c.params, c.headers,
+      -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined.
+      (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json)
+         from ${s}.checkpoints cp where cp.task_id = c.task_id),
+      v_now, null::timestamptz
+    from candidates c;
+    get diagnostics v_count = row_count;
+    v_claimed := v_claimed + v_count;
+  end loop;
 
-  get diagnostics v_claimed = row_count;
   if v_claimed < p_limit then
+    foreach v_queue in array p_queues loop
+      v_next := least(v_next, (select min(r.available_at) from ${s}.runs r
+        where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.available_at < 'infinity'));
+    end loop;
     return query select null::uuid, null::uuid, null::integer, null::text, null::text, null::json,
-      null::json, null::json, v_now,
-      (select min(r.available_at) from ${s}.runs r
-        where r.queue = any(p_queues) and r.state in ('pending', 'sleeping') and r.available_at < 'infinity');
+      null::json, null::json, v_now, v_next;
   end if;
 end $$;
 

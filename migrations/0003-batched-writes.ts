@@ -16,9 +16,9 @@ export class DurableBatchedWrites1764000000003 implements MigrationInterface {
     await runner.query(`
 -- p_ops: [{ "kind": "checkpoint" | "complete" | "heartbeat", "task_id", "run_id", "name",
 -- "value", "undefined", "attempt", "lease_ms" }, ...], at most one per run. "undefined": true
--- stores SQL NULL (a JSON null in "value" would read as SQL NULL too). Returns each
--- operation's index (from 1) and outcome: 'ok', 'cancelled' or 'lost', as the single-task
--- functions would.
+-- stores SQL NULL (a JSON null in "value" would read as SQL NULL too). Returns the index
+-- (from 1) and outcome ('ok', 'cancelled' or 'lost', as the single-task functions would) of
+-- each operation whose task and run exist; for the others the outcome is 'lost'.
 create or replace function ${s}.write_batch(p_worker text, p_ops json)
 returns table (i integer, outcome text) language plpgsql as $$
 declare
@@ -30,19 +30,23 @@ begin
     from json_array_elements(p_ops) with ordinality as e(op, i),
       lateral json_to_record(e.op) as x(kind text, task_id uuid, run_id uuid, name text, value json,
         "undefined" boolean, attempt integer, lease_ms double precision)
-  ), fenced as (
-    -- Task before run, in task order, as every transition locks.
-    select o.i from ops o
+  ), locked as (
+    -- Task before run, in task order, as every transition locks. The fence is judged on the
+    -- rows as locked (their latest versions). No CTE is joined with another below: the
+    -- planner cannot size them, and a nested loop over two of them is quadratic.
+    select o.*, case
+        when t.state = 'cancelled' then 'cancelled'
+        when r.state = 'running' and r.worker_id = p_worker and r.lease_expires_at > v_now then 'ok'
+        else 'lost' end as outcome
+    from ops o
     join ${s}.tasks t on t.id = o.task_id
     join ${s}.runs r on r.id = o.run_id
-    where t.state <> 'cancelled' and r.state = 'running' and r.worker_id = p_worker
-      and r.lease_expires_at > v_now
     order by t.id
     for update of t, r
   ), ok as (
-    select o.kind, o.task_id, o.run_id, o.name, o.attempt, o.lease_ms,
-      case when o."undefined" then null else coalesce(o.value, 'null'::json) end as value
-    from ops o join fenced f on f.i = o.i
+    select l.kind, l.task_id, l.run_id, l.name, l.attempt, l.lease_ms,
+      case when l."undefined" then null else coalesce(l.value, 'null'::json) end as value
+    from locked l where l.outcome = 'ok'
   ), checkpoints as (
     insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
     select ok.task_id, ok.name, ok.value, ok.attempt, v_now from ok where ok.kind = 'checkpoint'
@@ -67,10 +71,7 @@ begin
     delete from ${s}.waits w using ok where ok.kind = 'complete' and w.run_id = ok.run_id
     returning 1
   )
-  select o.i, case when f.i is not null then 'ok' when t.state = 'cancelled' then 'cancelled' else 'lost' end
-  from ops o
-  left join fenced f on f.i = o.i
-  left join ${s}.tasks t on t.id = o.task_id;
+  select l.i, l.outcome from locked l;
 end $$;
 
 -- p_spawns: [[queue, name, params, headers, max_attempts, retry, cancellation, key, delay_ms, run_at], ...]

@@ -24,7 +24,8 @@ export function batchedWrites(store: Store, workerId: string): WriteFn {
   const batcher = new Batcher<WorkerWrite, string>(
     async (writes) => {
       const rows = await store.query(store.sql.writeBatch, [workerId, serialize(writes)]);
-      const outcomes: PromiseSettledResult<string>[] = [];
+      // A write whose task or run no longer exists (cleaned up, queue dropped) is lost.
+      const outcomes = writes.map((): PromiseSettledResult<string> => ({ status: 'fulfilled', value: 'lost' }));
       for (const row of rows) outcomes[(row.i as number) - 1] = { status: 'fulfilled', value: row.outcome as string };
       return outcomes;
     },

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import { createDurableEntities, DurableTask, type DurableTaskHandler, type TaskContext } from '../../lib/index.js';
 import { startApp, type DurableTestApp } from '../helpers/durable-app.js';
@@ -32,7 +33,7 @@ describe('TypeORM entities of durable tables', () => {
   it('map every column of the migrated tables with its type and nullability', async () => {
     for (const entity of Object.values(entities)) {
       const metadata = dataSource.getMetadata(entity);
-      const { rows } = await dataSource.driver.master.query(
+      const { rows } = await (dataSource.driver as unknown as { master: pg.Pool }).master.query(
         `select column_name, is_nullable, data_type from information_schema.columns
          where table_schema = 'durable' and table_name = $1 order by column_name`,
         [metadata.tableName],
