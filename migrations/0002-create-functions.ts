@@ -27,8 +27,7 @@ export class DurableCreateFunctions1764000000002 implements MigrationInterface {
   async down(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
     await runner.query(`
-      drop function if exists ${s}.spawn_task, ${s}.claim_tasks, ${s}.set_checkpoint, ${s}.heartbeat,
-        ${s}.complete_run, ${s}.fail_run, ${s}.defer_run, ${s}.sleep_until, ${s}.await_event,
+      drop function if exists ${s}.spawn_task, ${s}.claim_tasks, ${s}.heartbeat, ${s}.fail_run, ${s}.defer_run, ${s}.sleep_until, ${s}.await_event,
         ${s}.emit_event, ${s}.emit_from_task, ${s}.cancel_task, ${s}.retry_task,
         ${s}._fence, ${s}._fail, ${s}._cancel, ${s}._ms, ${s}._backoff, ${s}.now;
     `);
@@ -275,23 +274,6 @@ begin
   end if;
 end $$;
 
-create or replace function ${s}.set_checkpoint(p_task uuid, p_run uuid, p_worker text, p_name text,
-  p_value json, p_attempt integer, p_lease_ms double precision)
-returns text language plpgsql as $$
-declare
-  v_now timestamptz := ${s}.now();
-  v_fence text := ${s}._fence(p_task, p_run, p_worker, v_now);
-begin
-  if v_fence <> 'ok' then return v_fence; end if;
-  insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-  values (p_task, p_name, p_value, p_attempt, v_now)
-  on conflict (task_id, name) do update set value = excluded.value, attempt = excluded.attempt,
-    created_at = excluded.created_at
-  where ${s}.checkpoints.attempt <= excluded.attempt;
-  update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
-  return 'ok';
-end $$;
-
 create or replace function ${s}.heartbeat(p_task uuid, p_run uuid, p_worker text, p_lease_ms double precision)
 returns text language plpgsql as $$
 declare
@@ -300,21 +282,6 @@ declare
 begin
   if v_fence <> 'ok' then return v_fence; end if;
   update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
-  return 'ok';
-end $$;
-
-create or replace function ${s}.complete_run(p_task uuid, p_run uuid, p_worker text, p_result json)
-returns text language plpgsql as $$
-declare
-  v_now timestamptz := ${s}.now();
-  v_fence text := ${s}._fence(p_task, p_run, p_worker, v_now);
-begin
-  if v_fence <> 'ok' then return v_fence; end if;
-  update ${s}.runs set state = 'completed', lease_expires_at = null, finished_at = v_now where id = p_run;
-  update ${s}.tasks set state = 'completed', result = p_result, error = null, cancel_at = null,
-    finished_at = v_now, updated_at = v_now
-  where id = p_task;
-  delete from ${s}.waits where run_id = p_run;
   return 'ok';
 end $$;
 
