@@ -9,12 +9,15 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>'],
   testMatch: ['<rootDir>/test/**/*.spec.ts'],
-  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+  // sample-app/data holds the sample app's embedded PostgreSQL cluster: nothing to crawl there.
+  modulePathIgnorePatterns: ['<rootDir>/dist/', '<rootDir>/sample-app/dist/', '<rootDir>/sample-app/data/'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     // Relative imports are written with `.js` suffixes (NodeNext); map them
     // back to the extension-less path so Jest resolves the `.ts` source.
     '^(\\.{1,2}/.*)\\.js$': '$1',
+    // The sample app imports the package by name; its tests run it on the library's source.
+    '^nestjs-durable$': '<rootDir>/lib/index.ts',
   },
   transform: {
     '^.+\\.ts$': [

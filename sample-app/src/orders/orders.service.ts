@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { ConflictException, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
+import { DurableClient, type TaskSnapshot, type TaskState } from 'nestjs-durable';
+import { ActivityLog, type Activity } from '../shop/activity-log.service.js';
+import { PaymentService } from '../shop/payment.service.js';
+import { StockService } from '../shop/stock.service.js';
+import type { CreateOrderDto } from './create-order.dto.js';
+import type { ListOrdersQuery } from './list-orders.query.js';
+import { OrderTask } from './order.task.js';
+import { ORDER_TASK, orderTotalCents, packedEventName, type OrderParams, type OrderResult } from './order.types.js';
+
+export interface OrderSummary {
+  id: string;
+  state: TaskState;
+  attempts: number;
+  customerEmail: string;
+  totalCents: number;
+  result?: OrderResult;
+  error?: { name: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface OrderDetail extends OrderSummary {
+  items: OrderParams['items'];
+  /** Every call made to the outside systems for this order, oldest first. */
+  activity: Activity[];
+}
+
+export interface CreatedOrder {
+  id: string;
+  created: boolean;
+}
+
+const TERMINAL: TaskState[] = ['completed', 'failed', 'cancelled'];
+
+/** What the HTTP API does, on top of `DurableClient`. */
+@Injectable()
+export class OrdersService {
+  private readonly logger = new Logger(OrdersService.name);
+
+  constructor(
+    private readonly durable: DurableClient,
+    private readonly payments: PaymentService,
+    private readonly stock: StockService,
+    private readonly activity: ActivityLog,
+  ) {}
+
+  async create(dto: CreateOrderDto, idempotencyKey?: string): Promise<CreatedOrder> {
+    // Plain JSON, whatever the validation pipe made of the body.
+    const params: OrderParams = {
+      customerEmail: dto.customerEmail,
+      items: dto.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
+      ...(dto.failFirstPayment ? { failFirstPayment: true } : {}),
+    };
+    const requestHash = createHash('sha256').update(JSON.stringify(params)).digest('hex');
+    const { taskId, created } = await this.durable.spawn(OrderTask, params, {
+      headers: { requestHash },
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `orders:${idempotencyKey}` }),
+    });
+    if (!created) {
+      // The key was used before: same body, same order; another body is a client bug.
+      const existing = await this.durable.getTask(taskId);
+      if (existing?.headers.requestHash !== requestHash) {
+        throw new UnprocessableEntityException('this Idempotency-Key was already used for a different order');
+      }
+    }
+    this.logger.log(created ? `order ${taskId}: spawned` : `order ${taskId}: Idempotency-Key replayed, no new order`);
+    return { id: taskId, created };
+  }
+
+  async get(id: string): Promise<OrderDetail> {
+    const task = await this.find(id);
+    return { ...summarize(task), items: task.params.items, activity: await this.activity.forOrder(id) };
+  }
+
+  async list(query: ListOrdersQuery): Promise<{ orders: OrderSummary[]; nextCursor: string | null }> {
+    const limit = query.limit ?? 20;
+    const tasks = await this.durable.listTasks({ name: ORDER_TASK, state: query.state, cursor: query.cursor, limit });
+    const orders = (tasks as Array<TaskSnapshot<OrderParams, OrderResult>>).map(summarize);
+    return { orders, nextCursor: orders.length === limit ? orders[orders.length - 1]!.id : null };
+  }
+
+  async markPacked(id: string): Promise<{ id: string; event: string }> {
+    const task = await this.find(id);
+    if (TERMINAL.includes(task.state)) throw new ConflictException(`order ${id} is ${task.state}; nothing to pack`);
+    const event = packedEventName(id);
+    // An event is a latch: emitted before the order waits for it, it is still received.
+    await this.durable.emitEvent(event, { packedAt: new Date().toISOString() });
+    this.logger.log(`order ${id}: packed (emitted ${event})`);
+    return { id, event };
+  }
+
+  async cancel(id: string): Promise<OrderDetail> {
+    await this.find(id);
+    await this.durable.cancel(id); // a no-op on a finished order
+    const task = await this.find(id);
+    if (task.state !== 'cancelled') {
+      throw new ConflictException(`order ${id} is ${task.state}; only an unfinished order can be cancelled`);
+    }
+    // A cancelled task never runs another step, so compensate here. Both calls are idempotent
+    // and leave tombstones: a charge or reservation still in flight is refused when it lands.
+    await this.payments.refund(id, id);
+    await this.stock.release(id);
+    this.logger.log(`order ${id}: cancelled`);
+    return this.get(id);
+  }
+
+  private async find(id: string): Promise<TaskSnapshot<OrderParams, OrderResult>> {
+    const task = await this.durable.getTask<OrderParams, OrderResult>(id);
+    if (!task || task.name !== ORDER_TASK) throw new NotFoundException(`order ${id} not found`);
+    return task;
+  }
+}
+
+function summarize(task: TaskSnapshot<OrderParams, OrderResult>): OrderSummary {
+  return {
+    id: task.taskId,
+    state: task.state,
+    attempts: task.attempts,
+    customerEmail: task.params.customerEmail,
+    totalCents: orderTotalCents(task.params.items),
+    ...(task.result === undefined ? {} : { result: task.result }),
+    ...(task.error === undefined ? {} : { error: { name: task.error.name, message: task.error.message } }),
+    createdAt: task.createdAt.toISOString(),
+    updatedAt: task.updatedAt.toISOString(),
+  };
+}
