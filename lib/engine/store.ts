@@ -5,9 +5,6 @@ import { buildStatements, type Statements } from './sql/statements.js';
 
 export type Row = Record<string, unknown>;
 
-/** Where a statement runs: durable's pool, or the caller's transaction. */
-export type Executor = (text: string, values: unknown[]) => Promise<Row[]>;
-
 /**
  * The engine's only door to Postgres: runs the statements of `sql/statements.ts` and turns
  * driver errors into typed ones with secrets removed.

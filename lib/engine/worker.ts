@@ -69,7 +69,6 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'stopping';
-    this.unsubscribe?.();
     this.wakeable.wake();
     await this.loop;
     if (this.active.size > 0) {
@@ -83,6 +82,8 @@ export class Worker {
         this.logger.warn(`${this.active.size} task(s) still running after shutdownTimeoutMs; their leases will expire and another worker will retry them`);
       }
     }
+    // Only now: a cancellation must still reach the handlers that are draining.
+    this.unsubscribe?.();
     this.state = 'stopped';
   }
 
