@@ -176,11 +176,12 @@ begin
   return query select v_task, v_run, 1, true;
 end $$;
 
--- Sweeps (bounded by p_limit each), then claims up to p_limit runs. When fewer than p_limit
+-- Sweeps (bounded by p_limit each) unless p_sweep is false, then claims up to p_limit runs. When fewer than p_limit
 -- runs were claimed it adds one row with run_id null that says when the next run is due.
 -- Queues are visited one at a time: with one queue per scan, the indexes give rows in order
 -- and the LIMIT stops the scan early (an "= any(array)" scan would sort every pending row).
-create or replace function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision)
+create or replace function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer,
+  p_lease_ms double precision, p_sweep boolean default true)
 returns table (run_id uuid, task_id uuid, attempt integer, queue text, name text, params json,
   headers json, checkpoints json, db_now timestamptz, next_due_at timestamptz)
 language plpgsql as $$
@@ -193,7 +194,8 @@ declare
   v_count integer;
   v_next timestamptz;
 begin
-  foreach v_queue in array p_queues loop
+  -- The sweeps are skipped when the caller swept a moment ago (they are not urgent).
+  foreach v_queue in array case when p_sweep then p_queues else '{}'::text[] end loop
     for v_row in
       select t.id, t.first_started_at from ${s}.tasks t
       where t.queue = v_queue and t.cancel_at <= v_now and t.state in ('pending', 'running', 'sleeping')
@@ -210,7 +212,7 @@ begin
   end loop;
 
   v_swept := 0;
-  foreach v_queue in array p_queues loop
+  foreach v_queue in array case when p_sweep then p_queues else '{}'::text[] end loop
     for v_row in
       select r.id, r.task_id, r.worker_id, r.lease_expires_at, r.attempt from ${s}.runs r
       where r.queue = v_queue and r.state = 'running' and r.lease_expires_at <= v_now

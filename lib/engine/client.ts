@@ -206,11 +206,12 @@ export class DurableClient {
   /** One statement for the batch; if it fails for another reason than the connection, each
    * spawn is tried alone, so that one bad spawn cannot fail the others. */
   private async spawnBatch(batch: SpawnArgs[]): Promise<PromiseSettledResult<Row>[]> {
+    if (batch.length === 1) return [{ status: 'fulfilled', value: await this.store.one(this.store.sql.spawn, batch[0]) }];
     try {
       const rows = await this.store.query(this.store.sql.spawnBatch, [serializeSpawns(batch)]);
       return rows.map((row) => ({ status: 'fulfilled', value: row }));
     } catch (error) {
-      if (batch.length === 1 || isConnectionError(error)) throw error;
+      if (isConnectionError(error)) throw error;
       return Promise.allSettled(batch.map((args) => this.store.one(this.store.sql.spawn, args)));
     }
   }

@@ -27,6 +27,8 @@ export type HandlerRegistry = Map<string, Map<string, DurableTaskHandler>>;
 
 type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
 
+const SWEEP_EVERY_MS = 100;
+
 /**
  * Claims runs and executes their handlers, at most `concurrency` at once. It polls, and a
  * NOTIFY, a finished handler or the next due run wakes it early. Database errors are logged
@@ -41,6 +43,7 @@ export class Worker {
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
   private readonly write: WriteFn;
+  private sweptAt = 0;
 
   constructor(
     private readonly store: Store,
@@ -99,9 +102,12 @@ export class Worker {
       const free = this.options.concurrency - this.active.size;
       if (free > 0) {
         try {
+          // Sweeping expired leases and policies at most every SWEEP_EVERY_MS keeps busy claims lean.
+          const sweep = Date.now() - this.sweptAt >= SWEEP_EVERY_MS;
           const rows = await this.store.query(this.store.sql.claim, [
-            this.options.queues, this.options.workerId, free, this.options.leaseMs,
+            this.options.queues, this.options.workerId, free, this.options.leaseMs, sweep,
           ]);
+          if (sweep) this.sweptAt = Date.now();
           backoffMs = 0;
           let claimed = 0;
           for (const row of rows) {

@@ -12,7 +12,7 @@ export function buildStatements(schema: string) {
     /** NOTIFY channels: a queue has work (payload: the queue), a task was cancelled (payload: its id). */
     channels: { wakeup: `${schema}_wakeup`, cancel: `${schema}_cancel` },
     spawn: `select * from ${s}.spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10)`,
-    claim: `select * from ${s}.claim_tasks($1, $2, $3, $4)`,
+    claim: `select * from ${s}.claim_tasks($1, $2, $3, $4, $5)`,
     heartbeat: `select ${s}.heartbeat($1, $2, $3, $4) as outcome`,
     writeBatch: `select * from ${s}.write_batch($1, $2::json)`,
     spawnBatch: `select * from ${s}.spawn_batch($1::json)`,
