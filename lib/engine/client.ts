@@ -59,8 +59,9 @@ export class DurableClient {
   }
 
   static async connect(options: DurableClientOptions = {}): Promise<DurableClient> {
+    const settings = settingsOf(options); // refuses bad options before anything connects
     const connection = await DurableConnection.open(options, options.logger ?? consoleLogger);
-    return new DurableClient(connection.store, settingsOf(options), connection);
+    return new DurableClient(connection.store, settings, connection);
   }
 
   /** Closes the connection `connect` opened; a no-op for the client Nest injects. */

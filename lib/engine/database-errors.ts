@@ -3,8 +3,9 @@ import { DatabaseUnavailableError } from '../errors/database-unavailable.error.j
 import { DurableError } from '../errors/durable.error.js';
 
 // Connection-level failures: network errors, and SQLSTATE classes 08 (connection exception),
-// 57P (operator intervention: shutdown, crash) and 53300 (too many connections).
-const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|EAI_AGAIN|08...|57P0[1-3]|53300)$/;
+// 57P (operator intervention: shutdown, crash), 53300 (too many connections), 28 (the server
+// refused the credentials) and 3D000 (no such database).
+const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|EAI_AGAIN|08...|57P0[1-3]|53300|28...|3D000)$/;
 const CONNECTION_MESSAGES = /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|Query read timeout/i;
 
 export function isConnectionError(error: unknown): boolean {
@@ -29,7 +30,9 @@ export function translateDatabaseError(error: unknown, password?: string): Error
     return out;
   };
   if (isConnectionError(original)) {
-    const wrapped = new DatabaseUnavailableError(`PostgreSQL is unreachable: ${scrub(original.message)}`);
+    const wrapped = new DatabaseUnavailableError(
+      `PostgreSQL is unreachable or refused the connection (check that it is up and the databaseUrl): ${scrub(original.message)}`,
+    );
     (wrapped as { code?: unknown }).code = (original as { code?: unknown }).code;
     return wrapped;
   }
