@@ -89,15 +89,20 @@ export class DurableClient {
     }
     if (options.delayMs !== undefined) assertDuration(options.delayMs, 'delayMs');
     if (options.runAt !== undefined) assertDate(options.runAt, 'runAt');
-    const headers = options.headers ?? {};
-    if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
-      throw new InvalidArgumentError(`headers must be an object, got ${describe(headers)}`);
-    }
-    for (const key of Object.keys(headers)) assertName(key, 'header key');
     const max = this.settings.maxPayloadBytes;
+    const rawHeaders = options.headers ?? {};
+    if (typeof rawHeaders === 'object' && rawHeaders !== null) {
+      for (const key of Object.keys(rawHeaders)) assertName(key, 'header key');
+    }
+    // Judged by their JSON: a boxed string or a toJSON must still give an object.
+    const headers = toJson(rawHeaders, 'headers', max);
+    if (typeof headers.value !== 'object' || headers.value === null || Array.isArray(headers.value)) {
+      throw new InvalidArgumentError(`headers must be an object, got ${describe(options.headers)}`);
+    }
+    // Params whose JSON is nothing (undefined, or a toJSON that returns it) are stored as null.
+    const paramsText = toJson(params ?? null, `the params of task "${name}"`, max).text ?? 'null';
     const args: SpawnArgs = [
-      queue, name, toJson(params ?? null, `the params of task "${name}"`, max).text as string,
-      toJson(headers, 'headers', max).text as string, policy.maxAttempts, JSON.stringify(policy.retry),
+      queue, name, paramsText, headers.text as string, policy.maxAttempts, JSON.stringify(policy.retry),
       policy.cancellation ? JSON.stringify(policy.cancellation) : null,
       options.idempotencyKey ?? null, options.delayMs ?? null, options.runAt ? storableDate(options.runAt) : null,
     ];
@@ -115,7 +120,7 @@ export class DurableClient {
     const queue = options.queue ?? this.settings.queue;
     assertName(queue, 'queue');
     const json = toJson(payload ?? null, `the payload of event "${eventName}"`, this.settings.maxPayloadBytes);
-    await this.store.query(this.store.sql.emit, [queue, eventName, json.text], options.manager);
+    await this.store.query(this.store.sql.emit, [queue, eventName, json.text ?? 'null'], options.manager);
   }
 
   async getTask<P = unknown, O = unknown>(taskId: string): Promise<TaskSnapshot<P, O> | null> {

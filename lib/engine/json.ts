@@ -19,7 +19,10 @@ export function toJson<T>(value: unknown, what: string, maxBytes: number): Json<
   let text: string | undefined;
   try {
     // JSON.stringify itself refuses cycles; the replacer refuses what it would silently drop.
-    text = JSON.stringify(value, (key: string, item: unknown) => {
+    text = JSON.stringify(value, (key: string, raw: unknown) => {
+      // A boxed string is written as its content, so its content is what must be storable.
+      const item = raw instanceof String ? raw.valueOf() : raw;
+      if (item === undefined) return undefined; // dropped with its key, as JSON does
       if (UNSTORABLE.test(key)) throw unstorable(what, 'a key');
       switch (typeof item) {
         case 'function':

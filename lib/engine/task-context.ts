@@ -130,7 +130,7 @@ export class DurableTaskContext implements TaskContext {
     if (this.run.checkpoints.has(key)) return;
     const json = toJson(payload ?? null, `the payload of event "${eventName}"`, this.settings.maxPayloadBytes);
     const row = await this.store.one(this.store.sql.emitFromTask, [
-      this.taskId, this.runId, this.settings.workerId, key, this.queue, eventName, json.text,
+      this.taskId, this.runId, this.settings.workerId, key, this.queue, eventName, json.text ?? 'null',
       this.attempt, this.settings.leaseMs,
     ]);
     this.settle(row.outcome as string);

@@ -1,12 +1,22 @@
 import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
 import type { CancellationPolicy, RetryStrategy } from '../interfaces/task-options.interface.js';
 
-/** Names are data: any non-empty string without NUL, matched exactly. */
+/** Longest name in UTF-8 bytes: names are index keys, and a btree entry must fit a third of a page. */
+export const MAX_NAME_BYTES = 1000;
+
+/**
+ * Names are data: any non-empty string that Postgres can store (no NUL, no lone surrogate) of
+ * at most MAX_NAME_BYTES, matched exactly.
+ */
 export function assertName(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(value)}`);
   }
   if (value.includes('\u0000')) throw new InvalidArgumentError(`${what} must not contain a NUL character`);
+  if (!value.isWellFormed()) throw new InvalidArgumentError(`${what} must not contain a lone surrogate (it is not valid UTF-8)`);
+  if (Buffer.byteLength(value) > MAX_NAME_BYTES) {
+    throw new InvalidArgumentError(`${what} is ${Buffer.byteLength(value)} bytes long; names may have at most ${MAX_NAME_BYTES} bytes of UTF-8`);
+  }
 }
 
 /** A finite duration in milliseconds, `>= 0` (or `> 0` when `positive`). */
