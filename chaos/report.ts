@@ -1,0 +1,81 @@
+/** The chaos suite's figures as Markdown tables (readable in a terminal, pasteable in an issue). */
+import type { StormReport } from './crash-storm.js';
+import type { OutageReport } from './database-outage.js';
+import type { FencingReport } from './lease-fencing.js';
+import { mb, type LoadReport } from './load.js';
+
+export function markdownTable(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((row) => row.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
+  const line = (row: string[]) => `| ${row.map((cell, i) => cell.padStart(widths[i])).join(' | ')} |`;
+  return [line(headers), `|${widths.map((width) => `${'-'.repeat(width + 1)}:`).join('|')}|`, ...rows.map((row) => line(row.map(String)))].join('\n');
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+export function formatStorm(report: StormReport): string {
+  return [
+    markdownTable(
+      ['tasks', 'steps', 'kills', 'duration', 're-executed steps', 'bound (kills x concurrency)', 'unexplained', 'lost tasks', 'double completions'],
+      [[report.tasks, report.steps, report.kills, seconds(report.durationMs), report.reExecutedSteps,
+        `${report.bound} (${report.kills} x ${report.concurrency})`, report.unexplained, report.lostTasks, report.doubleCompletions]],
+    ),
+    markdownTable(
+      ['workers started', 'done at last kill', 'lease expiries (of killed)', 'wrong results', 'bad checkpoints', 'escaped errors', 'seed'],
+      [[report.workersStarted, report.completedAtLastKill, `${report.leaseExpiries} (${report.leaseExpiriesOfKilled})`,
+        report.wrongResults, report.badCheckpoints, report.escaped, report.seed]],
+    ),
+  ].join('\n\n');
+}
+
+export function formatOutage(report: OutageReport): string {
+  return [
+    markdownTable(
+      ['tasks', 'outage', 'spawns while down', 'rejected (DatabaseUnavailableError)', 'slowest rejection', 'stored anyway', 'recovery after restart'],
+      [[report.tasks, seconds(report.outageMs), report.probes, report.probesRejected, `${report.slowestRejectionMs} ms`, report.probesStored,
+        seconds(report.recoveryMs)]],
+    ),
+    markdownTable(
+      ['re-executed steps', 'bound (workers x concurrency)', 'unexplained', 'lost tasks', 'double completions', 'bad checkpoints', 'process restarts', 'escaped errors', 'reconnect log lines', 'claim backoff up to'],
+      [[report.reExecutedSteps, report.bound, report.unexplained, report.lostTasks, report.doubleCompletions, report.badCheckpoints,
+        report.restarts, report.escaped, report.reconnectLogLines, `${report.maxBackoffMs} ms`]],
+    ),
+    ...(report.logSample.length > 0
+      ? [`A worker's log while the database was gone (first lines):\n${report.logSample.map((line) => `    ${line.trim()}`).join('\n')}`]
+      : []),
+  ].join('\n\n');
+}
+
+export function formatFencing(report: FencingReport): string {
+  const by = (result: unknown) => (result as { by?: string } | null)?.by ?? JSON.stringify(result);
+  return markdownTable(
+    ['X result by', 'Y result by', "A's execution of X ended", "A's late completion of Y refused", "A's late checkpoint writes", 'A works again'],
+    [[by(report.results.x), by(report.results.y), /lease-lost/.test(report.aStoppedX) ? 'stopped: lease-lost' : report.aStoppedX,
+      report.lateCompletionRefused ? 'yes' : 'NO', report.lateCheckpointWrites, report.aRecovered ? 'yes' : 'NO']],
+  );
+}
+
+export function formatLoad(report: LoadReport): string {
+  const { burst, suspended } = report;
+  return [
+    markdownTable(
+      ['burst tasks', 'completed', 'wrong results', 'duration', 'tasks/s'],
+      [[burst.tasks, burst.completed, burst.wrongResults, seconds(burst.durationMs), burst.tasksPerSecond]],
+    ),
+    markdownTable(
+      ['worker', 'tasks processed', 'peak RSS 1st half', 'peak RSS 2nd half', 'peak RSS', 'live heap at 1/4', 'live heap at end'],
+      burst.workers.map((w) => [w.pid, w.processed, mb(w.peakRssFirstHalf), mb(w.peakRssSecondHalf), mb(w.peakRss), mb(w.heapAtQuarter), mb(w.heapAtEnd)]),
+    ),
+    markdownTable(
+      ['suspended tasks', 'asleep/waiting', 'time to suspend', 'runs running', 'quick tasks done meanwhile', 'heap per task', 'RSS per task', 'all resumed and completed in'],
+      [[suspended.tasks, suspended.sleeping, seconds(suspended.timeToSuspendMs), suspended.runningRuns,
+        `${suspended.quickTasks} in ${suspended.quickTasksMs} ms`, `${suspended.heapBytesPerTask} B`, `${suspended.rssBytesPerTask} B`,
+        `${suspended.completed} in ${seconds(suspended.resumedMs)}`]],
+    ),
+    markdownTable(
+      ['worker', 'suspended by it', 'handlers executing', 'worker in-flight', 'live heap before', 'after', 'RSS before', 'after'],
+      suspended.workers.map((w) => [w.pid, w.suspendedHere, w.executing, w.workerInFlight ?? 'n/a', mb(w.before.heapUsed), mb(w.after.heapUsed),
+        mb(w.before.rss), mb(w.after.rss)]),
+    ),
+  ].join('\n\n');
+}

@@ -1,0 +1,120 @@
+/**
+ * `npm run chaos` (`tsx --tsconfig chaos/tsconfig.json chaos/run.ts`): the full chaos suite,
+ * "your workflow finishes, once, whatever happens", with its figures.
+ *
+ *   1. crash storm: worker processes SIGKILLed one after another while thousands of tasks run;
+ *   2. the database goes away: the server stopped and started mid-run; a worker cut off past its
+ *      lease is fenced off;
+ *   3. load and memory: a burst of tasks through two workers, and thousands of suspended tasks.
+ *
+ * Parts 1 and 3 run on an embedded PostgreSQL this script starts (or on the server of
+ * CHAOS_DATABASE_URL, an admin URL allowed to CREATE DATABASE); part 2 always starts a dedicated
+ * embedded server, since it stops it. Sizes come from the environment:
+ *   CHAOS_TASKS (3000), CHAOS_WORKERS (4), CHAOS_KILLS (30), CHAOS_KILL_INTERVAL_MS (300),
+ *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_SEED, CHAOS_PARTS ("1,2,3").
+ * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain.
+ */
+import { runCrashStorm } from './crash-storm.js';
+import { runDatabaseOutage } from './database-outage.js';
+import { createChaosDatabase, startEmbeddedServer, withClient, type EmbeddedServer } from './database.js';
+import { runLeaseFencing } from './lease-fencing.js';
+import { runLoad } from './load.js';
+import { cleanUpWorkers } from './processes.js';
+import { formatFencing, formatLoad, formatOutage, formatStorm } from './report.js';
+
+const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3').split(',').map((part) => part.trim()));
+const servers: EmbeddedServer[] = [];
+const violations: string[] = [];
+const log = (line: string) => console.log(`  ${line}`);
+
+async function cleanUp(): Promise<void> {
+  await cleanUpWorkers().catch(() => undefined);
+  for (const server of servers.splice(0)) await server.destroy().catch(() => undefined);
+}
+
+process.once('SIGINT', () => {
+  console.log('\ninterrupted: cleaning up');
+  void cleanUp().finally(() => process.exit(130));
+});
+
+function section(title: string, body: string, found: string[]): void {
+  console.log(`\n## ${title}\n\n${body}\n`);
+  if (found.length > 0) {
+    console.log(`VIOLATIONS (${found.length}):`);
+    for (const violation of found) console.log(`  - ${violation}`);
+    violations.push(...found.map((violation) => `${title}: ${violation}`));
+  } else {
+    console.log('ok: nothing lost, nothing completed twice, every re-execution explained');
+  }
+}
+
+/** An admin URL: CHAOS_DATABASE_URL's server, or an embedded one started here. */
+async function mainServer(): Promise<string> {
+  const external = process.env.CHAOS_DATABASE_URL;
+  if (external) {
+    await withClient(external, (client) => client.query('select 1'));
+    return external;
+  }
+  const server = await startEmbeddedServer();
+  servers.push(server);
+  return server.adminUrl;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  console.log('# nestjs-durable chaos suite');
+  const adminUrl = parts.has('1') || parts.has('2') || parts.has('3') ? await mainServer() : '';
+
+  if (parts.has('1')) {
+    const db = await createChaosDatabase(adminUrl);
+    const options = {
+      databaseUrl: db.url, tasks: env('CHAOS_TASKS', 3000), minSteps: 3, maxSteps: 5, workers: env('CHAOS_WORKERS', 4),
+      kills: env('CHAOS_KILLS', 30), killIntervalMs: env('CHAOS_KILL_INTERVAL_MS', 300), concurrency: 1, leaseMs: 2000,
+      seed: process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : undefined, log,
+    };
+    console.log(`\n1. crash storm: ${options.tasks} tasks of 3-5 steps, ${options.workers} worker processes (concurrency 1, lease ${options.leaseMs} ms), ${options.kills} SIGKILLs every ${options.killIntervalMs} ms`);
+    const report = await runCrashStorm(options);
+    section('1. Crash storm', formatStorm(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('2')) {
+    console.log('\n2a. the database goes away: a dedicated embedded PostgreSQL, stopped for 3 s mid-run and started again on the same data');
+    const server = await startEmbeddedServer();
+    servers.push(server);
+    const db = await createChaosDatabase(server.adminUrl);
+    const outage = await runDatabaseOutage({
+      server, databaseUrl: db.url, tasks: 400, tasksAfter: 50, workers: 2, concurrency: 4, leaseMs: 2000, outageMs: 3000, probes: 20, log,
+    });
+    section('2a. Database outage', formatOutage(outage), outage.violations);
+    await servers.splice(servers.indexOf(server), 1)[0].destroy();
+
+    console.log('\n2b. a worker cut off from the database past its lease (network partition through a TCP proxy)');
+    const fencingDb = await createChaosDatabase(adminUrl);
+    const fencing = await runLeaseFencing({ databaseUrl: fencingDb.url, leaseMs: 1500, log });
+    section('2b. Lease fencing', formatFencing(fencing), fencing.violations);
+    await fencingDb.drop();
+  }
+
+  if (parts.has('3')) {
+    const db = await createChaosDatabase(adminUrl);
+    const options = { databaseUrl: db.url, tasks: env('CHAOS_LOAD_TASKS', 20_000), suspended: env('CHAOS_SUSPENDED', 5000), concurrency: 5, log };
+    console.log(`\n3. load and memory: a burst of ${options.tasks} tasks through 2 worker processes (concurrency ${options.concurrency}), then ${options.suspended} tasks asleep or waiting at once`);
+    const report = await runLoad(options);
+    section('3. Load and memory', formatLoad(report), report.violations);
+    await db.drop();
+  }
+
+  console.log(`\n# ${violations.length === 0 ? 'PASSED' : `FAILED: ${violations.length} violation(s)`} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(error);
+  violations.push(`the run failed: ${(error as Error).message}`);
+} finally {
+  await cleanUp();
+}
+process.exit(violations.length === 0 ? 0 : 1);

@@ -1,0 +1,211 @@
+/**
+ * One worker process of the chaos suite: a Nest application context with `DurableModule.forRoot`
+ * and the chaos tasks, as an app built on the package runs them. Started by chaos/processes.ts
+ * (`node --import tsx chaos/worker.ts`, with an IPC channel); prints `ready <pid>` once the
+ * application has bootstrapped (its worker is then claiming).
+ *
+ * Tasks:
+ * - `storm` { steps, seed, pauseMs?, record? }: steps `s1`..`sN`; step i inserts its effect into
+ *   the test's table `chaos_effects(task_id, step, attempt, pid)` (unless record is false), waits
+ *   pauseMs, and returns seed * 10 + i. The task returns { sum, steps }.
+ * - `nap` { ms }: sleeps (ctx.sleepFor), then returns 'rested'.
+ * - `wait` { event }: returns the payload of that event (ctx.awaitEvent, no timeout).
+ *
+ * Environment: CHAOS_DATABASE_URL (required), CHAOS_CONCURRENCY (10; the pool gets 2 more), CHAOS_LEASE_MS (5000),
+ * CHAOS_POLL_MS (200), CHAOS_QUERY_TIMEOUT_MS (5000), CHAOS_LOGS ('all' | 'errors' | 'none';
+ * default 'errors': warnings and errors).
+ *
+ * IPC requests (`{ id, type, ... }`, answered with `{ id, ... }`):
+ * - `spawn` { tasks: [{ name, params }] }: spawns each through the injected DurableClient, one
+ *   after another when `sequential`, else all at once; answers each outcome with its duration.
+ * - `emit` { names: string[] }: emits each event (payload { event: name }).
+ * - `memory`: runs a full GC (the process runs with --expose-gc) and answers process memory.
+ * - `stats`: handlers executing now (counted by the handlers themselves) and the worker's own
+ *   in-flight count.
+ * SIGTERM closes the application (the worker drains) and exits 0. Anything that escapes to the
+ * process (unhandledRejection, uncaughtException) is printed as an `ESCAPED` line: the parent
+ * counts those as failures.
+ */
+import 'reflect-metadata';
+import { Inject, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import pg from 'pg';
+import {
+  DurableClient, DurableModule, DurableTask, type DurableTaskHandler, type TaskContext,
+} from '../lib/index.js';
+// Only to read the worker's in-flight count (a figure of the load test); not public API.
+import { DurableHost } from '../lib/nest/durable.host.js';
+
+process.on('unhandledRejection', (reason) => {
+  process.stdout.write(`ESCAPED unhandledRejection ${oneLine(reason)}\n`);
+});
+process.on('uncaughtException', (error) => {
+  process.stdout.write(`ESCAPED uncaughtException ${oneLine(error)}\n`);
+});
+
+const databaseUrl = process.env.CHAOS_DATABASE_URL;
+if (!databaseUrl) throw new Error('CHAOS_DATABASE_URL is not set');
+const numberFromEnv = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const concurrency = numberFromEnv('CHAOS_CONCURRENCY', 10);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const EFFECTS = Symbol('chaos effects pool');
+const effects = new pg.Pool({ connectionString: databaseUrl, max: concurrency + 1, application_name: 'chaos-effects' });
+// A pooled connection that dies while idle (the server stopped) must not crash the process.
+effects.on('error', () => undefined);
+
+/** Handlers executing now in this process; a suspended or finished execution is not counted. */
+let executing = 0;
+
+export interface StormParams {
+  steps: number;
+  seed: number;
+  pauseMs?: number;
+  record?: boolean;
+}
+
+@DurableTask({ name: 'storm', maxAttempts: 1000, retry: { kind: 'fixed', delayMs: 100 } })
+class StormTask implements DurableTaskHandler<StormParams, { sum: number; steps: number }> {
+  constructor(@Inject(EFFECTS) private readonly pool: pg.Pool) {}
+
+  async run(params: StormParams, ctx: TaskContext) {
+    executing += 1;
+    try {
+      let sum = 0;
+      for (let step = 1; step <= params.steps; step++) {
+        sum += await ctx.step(`s${step}`, async () => {
+          if (params.record !== false) {
+            await this.pool.query('insert into chaos_effects (task_id, step, attempt, pid) values ($1, $2, $3, $4)', [
+              ctx.taskId, step, ctx.attempt, process.pid,
+            ]);
+          }
+          // After the effect and before the checkpoint: the window in which a kill re-runs the step.
+          if (params.pauseMs) await sleep(params.pauseMs);
+          return params.seed * 10 + step;
+        });
+      }
+      return { sum, steps: params.steps };
+    } finally {
+      executing -= 1;
+    }
+  }
+}
+
+@DurableTask({ name: 'nap', maxAttempts: 1000, retry: { kind: 'fixed', delayMs: 100 } })
+class NapTask implements DurableTaskHandler<{ ms: number }, string> {
+  async run(params: { ms: number }, ctx: TaskContext) {
+    executing += 1;
+    try {
+      await ctx.sleepFor('nap', params.ms);
+      return 'rested';
+    } finally {
+      executing -= 1;
+    }
+  }
+}
+
+@DurableTask({ name: 'wait', maxAttempts: 1000, retry: { kind: 'fixed', delayMs: 100 } })
+class WaitTask implements DurableTaskHandler<{ event: string }, unknown> {
+  async run(params: { event: string }, ctx: TaskContext) {
+    executing += 1;
+    try {
+      return await ctx.awaitEvent(params.event);
+    } finally {
+      executing -= 1;
+    }
+  }
+}
+
+const logs = process.env.CHAOS_LOGS ?? 'errors';
+
+@Module({
+  imports: [
+    DurableModule.forRoot({
+      databaseUrl,
+      queryTimeoutMs: numberFromEnv('CHAOS_QUERY_TIMEOUT_MS', 5000),
+      // Enough for the claim loop, the batched writes and one call per handler; several worker
+      // processes share a server whose max_connections may be 100.
+      poolSize: Math.min(10, concurrency + 2),
+      worker: {
+        workerId: `chaos-${process.pid}`,
+        concurrency,
+        leaseMs: numberFromEnv('CHAOS_LEASE_MS', 5000),
+        pollIntervalMs: numberFromEnv('CHAOS_POLL_MS', 200),
+        shutdownTimeoutMs: 5000,
+      },
+    }),
+  ],
+  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask],
+})
+class ChaosWorkerModule {}
+
+const app = await NestFactory.createApplicationContext(ChaosWorkerModule, {
+  logger: logs === 'all' ? ['log', 'warn', 'error'] : logs === 'none' ? false : ['warn', 'error'],
+});
+const client = app.get(DurableClient);
+const host = app.get(DurableHost) as unknown as { worker?: { inFlight: number } };
+
+type Request =
+  | { id: number; type: 'spawn'; tasks: { name: string; params: unknown }[]; sequential?: boolean }
+  | { id: number; type: 'emit'; names: string[] }
+  | { id: number; type: 'memory' }
+  | { id: number; type: 'stats' };
+
+export type SpawnOutcome =
+  | { ok: true; taskId: string; ms: number }
+  | { ok: false; errorName: string; message: string; ms: number };
+
+async function spawnOne(name: string, params: unknown): Promise<SpawnOutcome> {
+  const started = Date.now();
+  try {
+    const { taskId } = await client.spawn(name, params);
+    return { ok: true, taskId, ms: Date.now() - started };
+  } catch (error) {
+    const { name: errorName = 'Error', message = String(error) } = (error ?? {}) as Error;
+    return { ok: false, errorName, message, ms: Date.now() - started };
+  }
+}
+
+async function answer(request: Request): Promise<Record<string, unknown>> {
+  switch (request.type) {
+    case 'spawn': {
+      if (!request.sequential) return { outcomes: await Promise.all(request.tasks.map((task) => spawnOne(task.name, task.params))) };
+      const outcomes: SpawnOutcome[] = [];
+      for (const task of request.tasks) outcomes.push(await spawnOne(task.name, task.params));
+      return { outcomes };
+    }
+    case 'emit':
+      for (const name of request.names) await client.emitEvent(name, { event: name });
+      return { emitted: request.names.length };
+    case 'memory': {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      const memory = process.memoryUsage();
+      return { gc: gc !== undefined, rss: memory.rss, heapUsed: memory.heapUsed, external: memory.external, arrayBuffers: memory.arrayBuffers };
+    }
+    case 'stats':
+      return { executing, workerInFlight: host.worker?.inFlight ?? null };
+  }
+}
+
+process.on('message', (request: Request) => {
+  answer(request).then(
+    (body) => process.send?.({ id: request.id, ...body }),
+    (error: unknown) => process.send?.({ id: request.id, error: oneLine(error) }),
+  );
+});
+
+process.once('SIGTERM', () => {
+  void (async () => {
+    await app.close();
+    await effects.end();
+    process.exit(0);
+  })();
+});
+process.stdout.write(`ready ${process.pid}\n`);
+
+function oneLine(value: unknown): string {
+  const text = value instanceof Error ? `${value.name}: ${value.message}` : String(value);
+  return text.replace(/\s+/g, ' ');
+}
