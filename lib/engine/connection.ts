@@ -94,9 +94,12 @@ async function connect(options: ConnectionOptions, logger: DurableLogger) {
 
 function passwordOf(url: string): string | undefined {
   try {
-    const password = decodeURIComponent(new URL(url).password);
-    return password || undefined;
+    const parsed = new URL(url);
+    if (parsed.protocol === 'postgres:' || parsed.protocol === 'postgresql:') {
+      return decodeURIComponent(parsed.password) || undefined;
+    }
   } catch {
-    throw new InvalidArgumentError('databaseUrl is not a valid URL (expected postgres://user:password@host:port/database)');
+    // reported below, without the URL: it holds the password
   }
+  throw new InvalidArgumentError('databaseUrl is not a valid URL (expected postgres://user:password@host:port/database)');
 }

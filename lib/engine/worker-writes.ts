@@ -1,4 +1,5 @@
 import { Batcher } from './batcher.js';
+import { isConnectionError } from './database-errors.js';
 import type { Store } from './store.js';
 
 export interface WorkerWrite {
@@ -21,13 +22,23 @@ export type WriteFn = (write: WorkerWrite) => Promise<string>;
  * write per run in a batch, and each write's promise settles only after its batch committed.
  */
 export function batchedWrites(store: Store, workerId: string): WriteFn {
+  const send = async (writes: WorkerWrite[]): Promise<PromiseSettledResult<string>[]> => {
+    const rows = await store.query(store.sql.writeBatch, [workerId, serialize(writes)]);
+    // A write whose task or run no longer exists (cleaned up, queue dropped) is lost.
+    const outcomes = writes.map((): PromiseSettledResult<string> => ({ status: 'fulfilled', value: 'lost' }));
+    for (const row of rows) outcomes[(row.i as number) - 1] = { status: 'fulfilled', value: row.outcome as string };
+    return outcomes;
+  };
   const batcher = new Batcher<WorkerWrite, string>(
     async (writes) => {
-      const rows = await store.query(store.sql.writeBatch, [workerId, serialize(writes)]);
-      // A write whose task or run no longer exists (cleaned up, queue dropped) is lost.
-      const outcomes = writes.map((): PromiseSettledResult<string> => ({ status: 'fulfilled', value: 'lost' }));
-      for (const row of rows) outcomes[(row.i as number) - 1] = { status: 'fulfilled', value: row.outcome as string };
-      return outcomes;
+      try {
+        return await send(writes);
+      } catch (error) {
+        // One write the database refuses must not fail the others: each is tried alone.
+        if (writes.length === 1 || isConnectionError(error)) throw error;
+        const alone = await Promise.allSettled(writes.map((write) => send([write])));
+        return alone.map((result) => (result.status === 'fulfilled' ? result.value[0] : result));
+      }
     },
     { maxBatch: 500, maxInFlight: 2, exclusiveKey: (write) => write.runId },
   );

@@ -160,7 +160,7 @@ describe(`maxPayloadBytes: ${LIMIT} (real Postgres)`, () => {
           expect((await pool.query('select result from durable.tasks where id = $1', [taskId])).rows).toEqual([{ result: null }]);
         }
       }
-    });
+    }, 120_000);
   });
 
   it('property: a value is accepted exactly when the UTF-8 bytes of its JSON text are at most maxPayloadBytes (params, headers, payloads)', async () => {
@@ -190,7 +190,7 @@ describe(`maxPayloadBytes: ${LIMIT} (real Postgres)`, () => {
       }),
       { seed: SEED, numRuns: 150, endOnFailure: true },
     );
-  });
+  }, 120_000);
 });
 
 // ==================================================================================================

@@ -181,7 +181,7 @@ describe('names are data (property-based, real Postgres)', () => {
       expect({ name, count: listed.length, names: unique(listed.map((task) => task.name)) })
         .toEqual({ name, count: spawnedByName.get(name) ?? 0, names: spawnedByName.has(name) ? [name] : [] });
     }
-  });
+  }, 120_000);
 
   it('queues: a task runs on exactly its queue, rows and listings keep the queue name exactly', async () => {
     await fc.assert(
@@ -204,7 +204,7 @@ describe('names are data (property-based, real Postgres)', () => {
     const listedQueues = await t.client.listQueues();
     for (const queue of spawnedByQueue.keys()) expect(listedQueues.filter((name) => name === queue)).toEqual([queue]);
     expect(listedQueues.filter((name) => !spawnedByQueue.has(name) && name !== 'default')).toEqual([]);
-  });
+  }, 120_000);
 
   it('event names: a waiter on X is woken only by X, never by a folded, trimmed, escaped or pattern variant of it', async () => {
     await fc.assert(
@@ -228,7 +228,7 @@ describe('names are data (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('step names: checkpoints are stored under exactly `step:<name>` (#2, #3 for repeats) and replayed by exact name', async () => {
     const stepName = fc.oneof(hostileName, fc.constantFrom('x', 'x#2', 'x#3', 'step:x', '#2', 'X', 'x '));
@@ -253,7 +253,7 @@ describe('names are data (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('idempotency keys: the same key finds the same task; any variant of it is another key', async () => {
     const used = new Set<string>();
@@ -275,7 +275,7 @@ describe('names are data (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('empty names and names with NUL are refused with InvalidArgumentError by every client method, writing nothing', async () => {
     await fc.assert(
@@ -306,7 +306,7 @@ describe('names are data (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: 40, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('empty names and names with NUL are refused with InvalidArgumentError by every context method, writing nothing', async () => {
     await fc.assert(
@@ -333,7 +333,7 @@ describe('names are data (property-based, real Postgres)', () => {
     );
     const { rows } = await pool.query(`select count(*)::int as n from durable.events where name like '%' || chr(1) || '%' or name = ''`);
     expect(rows[0].n).toBe(0);
-  });
+  }, 120_000);
 
   // -------------------------------------------------------------------------------------------------
   // Names that cannot be stored exactly: refused with a typed error, or else they would be stored
@@ -381,7 +381,7 @@ describe('names are data (property-based, real Postgres)', () => {
     const outcome = await outcomeOf(t.client, taskId, 3000);
     expect({ emitted: emitted.ok, waiter: outcome.ok ? outcome.value : 'not woken' }).not.toMatchObject({ waiter: 'for the other name' });
     await t.client.cancel(taskId);
-  });
+  }, 120_000);
 
   it('step names with a lone surrogate fail the task with a typed error', async () => {
     const { taskId } = await t.client.spawn(LoneStepTask, { key: register('lone-\uD800') });
@@ -389,7 +389,7 @@ describe('names are data (property-based, real Postgres)', () => {
     expect(outcome.ok).toBe(false);
     const error = (outcome as { error: { error?: { name: string; message: string } } }).error.error;
     expect([error?.name, error?.message]).toEqual([expect.stringMatching(/^(InvalidArgumentError|SerializationError)$/), expect.stringMatching(/step name|surrogate/)]);
-  });
+  }, 120_000);
 
   it('very long names (10,000 characters) are stored and matched exactly, or refused with InvalidArgumentError writing nothing', async () => {
     // High-entropy text: Postgres cannot compress it under the btree limit of ~2700 bytes per index row.
@@ -441,7 +441,7 @@ describe('names are data (property-based, real Postgres)', () => {
       });
     }
     expect(outcomes).toEqual(Object.fromEntries(Object.keys(outcomes).map((what) => [what, 'ok'])));
-  });
+  }, 120_000);
 
   it('after all of it, every durable table and the app tables still exist', async () => {
     const { rows } = await pool.query(`select t as name, to_regclass('durable.' || t) is not null as exists from unnest($1::text[]) t`, [TABLES]);
@@ -452,7 +452,7 @@ describe('names are data (property-based, real Postgres)', () => {
     // And the worker still works.
     const { taskId } = await t.client.spawn(TASK_HANDLERS.get('%')!, {});
     expect(await outcomeOf(t.client, taskId)).toMatchObject({ ok: true, value: { name: '%' } });
-  });
+  }, 120_000);
 });
 
 @DurableTask({ name: 'names-lone-waiter', maxAttempts: 1 })
@@ -529,7 +529,7 @@ describe('the schema name', () => {
       }),
       { seed: SEED, numRuns: 100, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   describe('safe names work (real Postgres)', () => {
     let db: TestDatabase;

@@ -164,7 +164,7 @@ describe('connection failures never reveal the password', () => {
       }),
       { seed: SEED, numRuns: 120, endOnFailure: true },
     );
-  });
+  }, 120_000);
 });
 
 // ==================================================================================================
@@ -229,7 +229,7 @@ describe('connection failures never reveal the password', () => {
       }),
       { seed: SEED, numRuns: 10, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('a running app whose password is changed under it logs its reconnection failures without the password', async () => {
     const logger = new CapturingLogger();

@@ -191,7 +191,7 @@ describe('hostile values (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('2. headers (hostile keys): ctx.headers and getTask().headers are exactly their JSON; a bad key is refused with a typed error and nothing written', async () => {
     const headerKey = fc.oneof({ arbitrary: anyKey(true), weight: 8 }, { arbitrary: fc.constantFrom('', 'a\u0000b', '\u0000'), weight: 1 });
@@ -248,7 +248,7 @@ describe('hostile values (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('3. step results: the first execution and the replay see exactly the JSON of the value; a value that is not storable fails the task with SerializationError and leaves no checkpoint', async () => {
     await fc.assert(
@@ -292,7 +292,7 @@ describe('hostile values (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   it('4. event payloads (client.emitEvent and ctx.emitEvent): the waiter receives exactly the JSON of the payload, or the emit is refused with SerializationError and no event is written', async () => {
     let events = 0;
@@ -351,7 +351,7 @@ describe('hostile values (property-based, real Postgres)', () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
-  });
+  }, 120_000);
 
   describe('5. prototype pollution', () => {
     it("keeps '__proto__' and 'constructor' own keys as plain data through params, headers, steps, events and results", async () => {
@@ -433,7 +433,7 @@ describe('hostile values (property-based, real Postgres)', () => {
         }),
         { seed: SEED, numRuns: 40, endOnFailure: true },
       );
-    });
+    }, 120_000);
 
     it('a boxed string with NUL as a step result fails the task with SerializationError and leaves no checkpoint', async () => {
       const { taskId } = await t.client.spawn(StepTask, { key: register({ text: new String('a\u0000b') }) });
@@ -442,7 +442,7 @@ describe('hostile values (property-based, real Postgres)', () => {
       expect(recordedError(failure)).toMatchObject({ name: 'SerializationError' });
       const checkpoints = await pool.query('select name from durable.checkpoints where task_id = $1', [taskId]);
       expect(checkpoints.rows).toEqual([]);
-    });
+    }, 120_000);
 
     it('params whose JSON is nothing (toJSON returning undefined) are stored as null, like undefined params, or refused with SerializationError; never a database error', async () => {
       const nothing = { toJSON: () => undefined };
@@ -458,7 +458,7 @@ describe('hostile values (property-based, real Postgres)', () => {
           expect(await countRows(pool)).toEqual({ ...before, tasks: before.tasks + calls.length - 1, runs: before.runs + calls.length - 1 });
         }
       }
-    });
+    }, 120_000);
 
     it('a property JSON drops (its value is undefined) is dropped even when its key could not be stored', async () => {
       // JSON semantics: {"b":1}. Nothing unstorable would reach Postgres.
@@ -549,5 +549,5 @@ describe('a task result that slips past the checks (real Postgres)', () => {
       badExecutions: 1,
       good: good.map(() => ({ result: 'fine', attempts: 1, executions: 1 })),
     });
-  });
+  }, 120_000);
 });
