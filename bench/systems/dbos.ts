@@ -1,0 +1,138 @@
+/**
+ * DBOS Transact (@dbos-inc/dbos-sdk): durable workflows with checkpointed steps, its system
+ * database on the cell's database. Tasks are workflows enqueued on a DBOS queue with
+ * `DBOSClient.enqueue` before the executor launches; the executor's queue runner polls the
+ * queue every `minPollingIntervalMs` and starts up to `workerConcurrency` workflows.
+ */
+import pg from 'pg';
+import { inParallel, installedVersion, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter } from './types.js';
+
+const APP = 'bench';
+const VERSION = 'bench-1';
+const QUEUE = 'bench';
+
+async function loadDbos(): Promise<any> {
+  return import('@dbos-inc/dbos-sdk');
+}
+
+async function client(databaseUrl: string): Promise<any> {
+  const { DBOSClient } = await loadDbos();
+  return DBOSClient.create({ systemDatabaseUrl: databaseUrl, applicationName: APP });
+}
+
+async function prepareQueue(databaseUrl: string, settings: CellContext['settings'], n: number, steps: number): Promise<void> {
+  const { DBOS } = await loadDbos();
+  await DBOS.migrate(databaseUrl);
+  const dbos = await client(databaseUrl);
+  try {
+    await dbos.registerQueue(QUEUE, queueParameters(settings));
+    await inParallel(n, 200, () => dbos.enqueue({ queueName: QUEUE, workflowName: 'steps', appVersion: VERSION }, steps));
+  } finally {
+    await dbos.destroy();
+  }
+}
+
+function queueParameters(settings: CellContext['settings']) {
+  return {
+    workerConcurrency: Number(settings.workerConcurrency ?? 100),
+    minPollingIntervalMs: Number(settings.minPollingIntervalMs ?? 1000),
+  };
+}
+
+interface Hooks {
+  start(): void;
+  end(): void;
+  picked(i: number): void;
+}
+
+/** The executor, with a `steps` workflow (the drains) and a `pickup` workflow (the latency). */
+async function launch(databaseUrl: string, hooks: Hooks): Promise<any> {
+  const { DBOS } = await loadDbos();
+  DBOS.setConfig({ name: APP, applicationVersion: VERSION, systemDatabaseUrl: databaseUrl, logLevel: 'error' });
+  const steps = DBOS.registerWorkflow(async (count: number) => {
+    hooks.start();
+    for (let i = 0; i < count; i += 1) await DBOS.runStep(async () => i, { name: `s${i}` });
+    hooks.end();
+    return null;
+  }, { name: 'steps' });
+  const pickup = DBOS.registerWorkflow(async (i: number) => {
+    hooks.picked(i);
+    return null;
+  }, { name: 'pickup' });
+  await DBOS.launch();
+  return { DBOS, steps, pickup };
+}
+
+async function allSucceeded(databaseUrl: string, n: number): Promise<void> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    for (;;) {
+      const { rows } = await db.query(`select count(*)::int as n from dbos.workflow_status where status = 'SUCCESS' and queue_name = $1`, [QUEUE]);
+      if (rows[0].n >= n) return;
+      await sleep(5);
+    }
+  } finally {
+    await db.end();
+  }
+}
+
+function drain(steps: number) {
+  return (ctx: CellContext): Cell => {
+    let DBOS: any;
+    return {
+      prepare: () => prepareQueue(ctx.databaseUrl, ctx.settings, ctx.n, steps),
+      async run() {
+        ({ DBOS } = await launch(ctx.databaseUrl, { start: () => ctx.probe.started(), end: () => ctx.probe.finished(), picked: () => undefined }));
+        await ctx.probe.done;
+        await allSucceeded(ctx.databaseUrl, ctx.n);
+      },
+      close: async () => DBOS?.shutdown(),
+    };
+  };
+}
+
+function pickup(ctx: CellContext): Cell {
+  let DBOS: any;
+  const started = new Signals<number>();
+  return {
+    prepare: () => prepareQueue(ctx.databaseUrl, ctx.settings, 0, 0),
+    async run() {
+      const launched = await launch(ctx.databaseUrl, { start: () => undefined, end: () => undefined, picked: (i) => started.signal(i, now()) });
+      DBOS = launched.DBOS;
+      await sleep(1000);
+      const samples: number[] = [];
+      for (let i = 0; i < ctx.n; i += 1) {
+        const t0 = now();
+        await DBOS.startWorkflow(launched.pickup, { queueName: QUEUE })(i);
+        samples.push((await started.wait(i)) - t0);
+        // A random pause, so that enqueues do not fall at one phase of the polling loop.
+        await sleep(5 + Math.random() * queueParameters(ctx.settings).minPollingIntervalMs);
+      }
+      return samples;
+    },
+    close: async () => DBOS?.shutdown(),
+  };
+}
+
+export const system: SystemAdapter = {
+  id: 'dbos',
+  title: 'DBOS Transact',
+  note: 'DBOS: workflows of 1 or 3 DBOS.runStep steps on a DBOS queue (workerConcurrency, minPollingIntervalMs); enqueued with DBOSClient before launch; pickup at the drain settings',
+  async availability() {
+    const version = await installedVersion('@dbos-inc/dbos-sdk');
+    return version ? { label: `@dbos-inc/dbos-sdk ${version}` } : { label: 'DBOS Transact', notRun: '@dbos-inc/dbos-sdk is not installed (npm install)' };
+  },
+  cells: { 'drain-1': drain(1), 'drain-3': drain(3), pickup },
+  rows: [
+    {
+      scenario: 'drain-1', maxN: 2000,
+      candidates: [
+        { workerConcurrency: 100, minPollingIntervalMs: 50 },
+        { workerConcurrency: 500, minPollingIntervalMs: 10 },
+      ],
+    },
+    { scenario: 'drain-3', maxN: 2000, settingsOf: 'drain-1' },
+    { scenario: 'pickup', maxN: 200, settingsOf: 'drain-1' },
+  ],
+};

@@ -1,0 +1,252 @@
+/**
+ * nestjs-durable through its public API: `DurableModule.forRoot` in a Nest application context,
+ * `@DurableTask` classes, `DurableClient`. Handlers report to the cell's probe through module
+ * state (the task classes have no constructor parameters: tsx emits no decorator metadata).
+ */
+import 'reflect-metadata';
+import { Module, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import pg from 'pg';
+import { DurableClient, DurableModule, DurableTask, type DurableLogger, type TaskContext, type WorkerOptions } from '../../lib/index.js';
+import { inParallel, installedVersion, now, Signals, sleep, type Cell, type CellContext, type Probe, type SystemAdapter } from './types.js';
+
+const quiet: DurableLogger = { log: () => undefined, warn: (m) => console.warn(`[durable] ${m}`), error: (m) => console.error(`[durable] ${m}`) };
+
+// What the handlers report to. One cell runs per process, so module state is enough.
+let probe: Probe | undefined;
+export const setProbe = (value: Probe): void => {
+  probe = value;
+};
+const pickups = new Signals<number>();
+const suspended = new Signals<number>();
+const resumed = new Signals<number>();
+const sleepRequested = new Map<string, number>();
+const woke = new Signals<string>();
+
+@DurableTask({ name: 'bench-steps', retry: { kind: 'none' } })
+export class StepsTask {
+  async run(params: { steps: number }, ctx: TaskContext): Promise<null> {
+    probe?.started();
+    for (let i = 0; i < params.steps; i += 1) await ctx.step(`s${i}`, () => i);
+    probe?.finished();
+    return null;
+  }
+}
+
+@DurableTask({ name: 'bench-pickup', retry: { kind: 'none' } })
+export class PickupTask {
+  async run(params: { i: number }): Promise<null> {
+    pickups.signal(params.i, now());
+    return null;
+  }
+}
+
+@DurableTask({ name: 'bench-await', retry: { kind: 'none' } })
+export class AwaitTask {
+  async run(params: { i: number }, ctx: TaskContext): Promise<null> {
+    try {
+      await ctx.awaitEvent(`bench-event:${params.i}`);
+    } catch (signal) {
+      // The wait is committed when awaitEvent suspends the run (it rethrows its stop signal).
+      suspended.signal(params.i, now());
+      throw signal;
+    }
+    resumed.signal(params.i, now());
+    return null;
+  }
+}
+
+@DurableTask({ name: 'bench-sleep', retry: { kind: 'none' } })
+export class SleepTask {
+  async run(params: { ms: number }, ctx: TaskContext): Promise<null> {
+    if (!sleepRequested.has(ctx.taskId)) sleepRequested.set(ctx.taskId, now() + params.ms);
+    await ctx.sleepFor('nap', params.ms);
+    woke.signal(ctx.taskId, now());
+    return null;
+  }
+}
+
+const TASKS = [StepsTask, PickupTask, AwaitTask, SleepTask];
+
+/** A Nest application context with durable's module and worker, as an app would boot it. */
+export async function startApp(databaseUrl: string, worker: WorkerOptions | false, poolSize?: number): Promise<INestApplicationContext> {
+  @Module({
+    imports: [DurableModule.forRoot({ databaseUrl, worker, ...(poolSize ? { poolSize } : {}) })],
+    providers: TASKS,
+  })
+  class BenchModule {}
+  return NestFactory.createApplicationContext(BenchModule, { logger: ['error', 'warn'] });
+}
+
+/** Applies the migrations (DurableClient.connect does) and spawns `n` tasks, 200 callers at once. */
+export async function prefill(databaseUrl: string, n: number, steps: number, runAt?: Date): Promise<void> {
+  const client = await DurableClient.connect({ databaseUrl, logger: quiet });
+  try {
+    await inParallel(n, 200, () => client.spawn('bench-steps', { steps }, runAt ? { runAt } : {}));
+  } finally {
+    await client.close();
+  }
+}
+
+/** Waits until `n` tasks are completed as stored (checked after the last handler returned). */
+export async function allCompleted(databaseUrl: string, n: number): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    for (;;) {
+      const { rows } = await client.query(`select count(*)::int as n from durable.tasks where state = 'completed'`);
+      if (rows[0].n >= n) return;
+      await sleep(2);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+async function migrate(databaseUrl: string): Promise<void> {
+  const client = await DurableClient.connect({ databaseUrl, logger: quiet });
+  await client.close();
+}
+
+function workerOptions(ctx: CellContext): WorkerOptions {
+  const options: WorkerOptions = { concurrency: Number(ctx.settings.concurrency ?? 10) };
+  if (ctx.settings.pollIntervalMs !== undefined) options.pollIntervalMs = Number(ctx.settings.pollIntervalMs);
+  return options;
+}
+
+function drain(steps: number) {
+  return (ctx: CellContext): Cell => {
+    let app: INestApplicationContext | undefined;
+    return {
+      prepare: () => prefill(ctx.databaseUrl, ctx.n, steps),
+      async run() {
+        probe = ctx.probe;
+        app = await startApp(ctx.databaseUrl, workerOptions(ctx), ctx.settings.poolSize ? Number(ctx.settings.poolSize) : undefined);
+        await ctx.probe.done;
+        await allCompleted(ctx.databaseUrl, ctx.n);
+      },
+      close: async () => app?.close(),
+    };
+  };
+}
+
+function spawns(parallel: number) {
+  return (ctx: CellContext): Cell => {
+    let client: DurableClient | undefined;
+    return {
+      prepare: () => migrate(ctx.databaseUrl),
+      async run() {
+        client = await DurableClient.connect({ databaseUrl: ctx.databaseUrl, logger: quiet, migrationsRun: false });
+        await client.getTask('00000000-0000-0000-0000-000000000000'); // connections warm
+        ctx.probe.started();
+        await inParallel(ctx.n, parallel, async () => {
+          await client!.spawn('bench-steps', { steps: 1 });
+          ctx.probe.finished();
+        });
+      },
+      close: async () => client?.close(),
+    };
+  };
+}
+
+/** A worker with the default settings, idle, in a Nest app; the samples come from `sample`. */
+function latencyCell(sample: (client: DurableClient, ctx: CellContext) => Promise<number[]>) {
+  return (ctx: CellContext): Cell => {
+    let app: INestApplicationContext | undefined;
+    return {
+      prepare: () => migrate(ctx.databaseUrl),
+      async run() {
+        app = await startApp(ctx.databaseUrl, workerOptions(ctx));
+        await sleep(300); // the worker has polled once and waits
+        return sample(app.get(DurableClient), ctx);
+      },
+      close: async () => app?.close(),
+    };
+  };
+}
+
+const pickupSamples = async (client: DurableClient, ctx: CellContext) => {
+  const samples: number[] = [];
+  for (let i = 0; i < ctx.n; i += 1) {
+    const t0 = now();
+    await client.spawn('bench-pickup', { i });
+    samples.push((await pickups.wait(i)) - t0);
+    await sleep(5);
+  }
+  return samples;
+};
+
+const emitSamples = async (client: DurableClient, ctx: CellContext) => {
+  const samples: number[] = [];
+  for (let i = 0; i < ctx.n; i += 1) {
+    await client.spawn('bench-await', { i });
+    await suspended.wait(i);
+    await sleep(5); // the worker is idle again
+    const t0 = now();
+    await client.emitEvent(`bench-event:${i}`, { i });
+    samples.push((await resumed.wait(i)) - t0);
+  }
+  return samples;
+};
+
+/** 100 ms sleeps started every 30 ms, so that a few overlap as in a real app. */
+const sleepSamples = async (client: DurableClient, ctx: CellContext) => {
+  const waits: Promise<number>[] = [];
+  for (let i = 0; i < ctx.n; i += 1) {
+    const { taskId } = await client.spawn('bench-sleep', { ms: 100 });
+    waits.push(woke.wait(taskId).then((at) => at - sleepRequested.get(taskId)!));
+    await sleep(30);
+  }
+  return Promise.all(waits);
+};
+
+/**
+ * Statements per second sent by an idle worker (poll interval 1000 ms) while one task sleeps
+ * for a minute: counted on every pg client of the process for 5 s.
+ */
+const idleSamples = async (client: DurableClient) => {
+  await client.spawn('bench-sleep', { ms: 60_000 });
+  await sleep(1000);
+  let statements = 0;
+  const original = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    statements += 1;
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+  const seconds = 5;
+  await sleep(seconds * 1000);
+  pg.Client.prototype.query = original;
+  return [statements / seconds];
+};
+
+export const system: SystemAdapter = {
+  id: 'durable',
+  title: 'nestjs-durable',
+  async availability() {
+    const { readFileSync } = await import('node:fs');
+    const own = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return { label: `nestjs-durable ${own.version} (working tree; Nest ${(await installedVersion('@nestjs/core')) ?? '?'}, TypeORM ${(await installedVersion('typeorm')) ?? '?'})` };
+  },
+  cells: {
+    'drain-0': drain(0),
+    'drain-1': drain(1),
+    'drain-3': drain(3),
+    'spawn-seq': spawns(1),
+    'spawn-batch': spawns(200),
+    pickup: latencyCell(pickupSamples),
+    emit: latencyCell(emitSamples),
+    sleep: latencyCell(sleepSamples),
+    idle: latencyCell(idleSamples),
+  },
+  rows: [
+    { scenario: 'drain-1', candidates: [{ concurrency: 200 }, { concurrency: 500 }, { concurrency: 1000 }] },
+    { scenario: 'drain-0', settingsOf: 'drain-1' },
+    { scenario: 'drain-3', settingsOf: 'drain-1' },
+    { scenario: 'spawn-seq', maxN: 2000 },
+    { scenario: 'spawn-batch' },
+    { scenario: 'pickup', maxN: 200 },
+    { scenario: 'emit', maxN: 200 },
+    { scenario: 'sleep', maxN: 200 },
+    { scenario: 'idle', maxN: 1, runs: 1 },
+  ],
+};

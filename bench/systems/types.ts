@@ -1,0 +1,199 @@
+/**
+ * The common interface of the benchmark's adapters. Each system (ours, a peer, the hand-written
+ * limit) is one module in bench/systems/ exporting `system: SystemAdapter`. The orchestrator
+ * (bench/run.ts) runs every measurement ("cell") in a fresh child process (bench/cell.ts), on a
+ * fresh database, so that CPU, memory and library state of one cell never leak into another.
+ */
+
+/**
+ * What is measured:
+ * - `drain-0|1|3`: N tasks already spawned (0 = a no-op job, 1 or 3 checkpointed steps), the
+ *   worker started, time from the first handler start to the last handler end;
+ * - `spawn-seq`: N spawns one after the other; `spawn-batch`: N spawns as fast as the system's
+ *   batch path allows;
+ * - `pickup`: enqueue to handler start on an idle worker, sequential samples;
+ * - `emit`: event emitted to the waiting handler resumed;
+ * - `sleep`: a 100 ms sleep's wake-up lateness (actual minus requested);
+ * - `idle`: statements the worker sends per second while it has nothing to do.
+ */
+export type Scenario =
+  | 'drain-0' | 'drain-1' | 'drain-3'
+  | 'spawn-seq' | 'spawn-batch'
+  | 'pickup' | 'emit' | 'sleep' | 'idle';
+
+export type Settings = Record<string, string | number | boolean>;
+
+export interface CellContext {
+  /** The cell's fresh database. */
+  databaseUrl: string;
+  /** The private redis-server (BullMQ only). */
+  redisUrl?: string;
+  /** Tasks to drain or spawn, or latency samples to take. */
+  n: number;
+  settings: Settings;
+  probe: Probe;
+  log(line: string): void;
+}
+
+export interface Cell {
+  /** Before the measured window: schema, prefill. Must leave no connection open. */
+  prepare(): Promise<void>;
+  /**
+   * The measured work. Drains and spawns report through `probe` and resolve once
+   * `probe.done` resolved; latency cells resolve with their samples in milliseconds.
+   */
+  run(): Promise<number[] | void>;
+  /** Stops workers and closes every connection. */
+  close(): Promise<void>;
+}
+
+export type CellFactory = (ctx: CellContext) => Cell;
+
+export interface Availability {
+  /** The version that will run, e.g. "pg-boss 10.4.2". */
+  label: string;
+  /** Why it cannot run here, if it cannot. */
+  notRun?: string;
+}
+
+/** One row of the table: a scenario of a system, at its best settings. */
+export interface RowSpec {
+  scenario: Scenario;
+  /** Tells rows of one system and scenario apart, e.g. 'local queue'. */
+  variant?: string;
+  /** Candidate settings; with more than one, a first pass (1 run each) picks the fastest. */
+  candidates?: Settings[];
+  /** Use the best settings found for another row of the system (`scenario` or `scenario variant`). */
+  settingsOf?: string;
+  /** Largest N (slow systems or scenarios), to keep a full run short. */
+  maxN?: number;
+  /** Runs of this row, when not BENCH_RUNS (the idle check needs one). */
+  runs?: number;
+}
+
+export interface SystemAdapter {
+  /** Key in BENCH_SYSTEMS (see systems/index.ts). */
+  id: string;
+  /** What the table shows. */
+  title: string;
+  /** A short note printed under the table (settings, caveats). */
+  note?: string;
+  /** Checked in the orchestrator: must not import the system's package at module load. */
+  availability(): Promise<Availability>;
+  cells: Partial<Record<Scenario, CellFactory>>;
+  rows: RowSpec[];
+  /** Needs the private redis-server. */
+  needsRedis?: boolean;
+}
+
+export const rowKey = (row: Pick<RowSpec, 'scenario' | 'variant'>): string => (row.variant ? `${row.scenario} ${row.variant}` : row.scenario);
+
+export const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Counts handler starts and ends in a child process. The first start opens the measured window
+ * (and tells the orchestrator, which reads the Postgres CPU meter then); the `target`-th end
+ * closes it.
+ */
+export class Probe {
+  count = 0;
+  firstStart: number | undefined;
+  lastEnd: number | undefined;
+  cpuAtStart: NodeJS.CpuUsage | undefined;
+  cpuAtEnd: NodeJS.CpuUsage | undefined;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(
+    readonly target: number,
+    private readonly onFirstStart: () => void = () => undefined,
+  ) {
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  started(): void {
+    if (this.firstStart !== undefined) return;
+    this.firstStart = now();
+    this.cpuAtStart = process.cpuUsage();
+    this.onFirstStart();
+  }
+
+  finished(count = 1): void {
+    this.count += count;
+    this.lastEnd = now();
+    if (this.count >= this.target && this.cpuAtEnd === undefined) {
+      this.cpuAtEnd = process.cpuUsage();
+      this.resolveDone();
+    }
+  }
+
+  /** Node CPU seconds between the first start and the target-th end. */
+  get cpuSeconds(): number {
+    if (!this.cpuAtStart || !this.cpuAtEnd) return Number.NaN;
+    return (this.cpuAtEnd.user - this.cpuAtStart.user + this.cpuAtEnd.system - this.cpuAtStart.system) / 1e6;
+  }
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `task(i)` for i in [0, n) with at most `parallel` at once. */
+export async function inParallel(n: number, parallel: number, task: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(parallel, n) }, async () => {
+    while (next < n) await task(next++);
+  }));
+}
+
+/** A promise with its resolve function, keyed for handlers that report to a waiting test. */
+export class Signals<K, V = number> {
+  private readonly waiting = new Map<K, (value: V) => void>();
+  private readonly early = new Map<K, V>();
+
+  wait(key: K, timeoutMs = 30_000): Promise<V> {
+    const early = this.early.get(key);
+    if (early !== undefined) {
+      this.early.delete(key);
+      return Promise.resolve(early);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`no signal for ${String(key)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(key, (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
+    });
+  }
+
+  signal(key: K, value: V): void {
+    const resolve = this.waiting.get(key);
+    if (resolve) {
+      this.waiting.delete(key);
+      resolve(value);
+    } else {
+      this.early.set(key, value);
+    }
+  }
+}
+
+/** Version of an installed package, found as Node resolves it from the repository root upwards. */
+export async function installedVersion(name: string): Promise<string | undefined> {
+  const { readFileSync } = await import('node:fs');
+  const { dirname, join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  let dir = fileURLToPath(new URL('../../', import.meta.url));
+  for (;;) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) return undefined;
+      dir = parent;
+    }
+  }
+}
