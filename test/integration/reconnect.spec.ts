@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
@@ -10,6 +9,7 @@ import {
   DatabaseUnavailableError, DurableClient, DurableError, DurableModule, DurableTask,
   type DurableLogger, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
+import { TcpProxy } from '../../chaos/tcp-proxy.js';
 import { eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
@@ -99,75 +99,6 @@ async function terminateDurableBackends(admin: pg.Pool, database: string): Promi
     [database],
   );
   return rows.filter((row) => row.ok).length;
-}
-
-/**
- * A TCP proxy in front of the shared server, to take "the database" away without stopping it.
- * - `down()`: cuts every connection and drops new ones at once (what a stopped server looks like).
- * - `freeze()`: a network partition: connections stay open but nothing gets through any more,
- *   and new connections are accepted but never answered.
- * - `restore()`: traffic flows again (connections broken by a freeze are cut first).
- */
-class Proxy {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-  private mode: 'up' | 'down' | 'frozen' = 'up';
-
-  constructor(private readonly target: { host: string; port: number }) {
-    this.server = createServer((downstream) => {
-      this.track(downstream);
-      if (this.mode === 'down') return downstream.destroy();
-      if (this.mode === 'frozen') return; // accepted, never answered
-      const upstream = tcpConnect(this.target.port, this.target.host);
-      this.track(upstream);
-      // Forward by hand rather than pipe(), so a freeze can drop data like a partition does.
-      downstream.on('data', (chunk) => {
-        if (this.mode === 'up') upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => {
-        if (this.mode === 'up') downstream.write(chunk);
-      });
-      const cut = () => {
-        downstream.destroy();
-        upstream.destroy();
-      };
-      downstream.on('error', cut).on('close', cut);
-      upstream.on('error', cut).on('close', cut);
-    });
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return (this.server.address() as { port: number }).port;
-  }
-
-  down(): void {
-    this.mode = 'down';
-    this.cutAll();
-  }
-
-  freeze(): void {
-    this.mode = 'frozen';
-  }
-
-  restore(): void {
-    if (this.mode === 'frozen') this.cutAll();
-    this.mode = 'up';
-  }
-
-  async close(): Promise<void> {
-    this.down();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private cutAll(): void {
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  private track(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
 }
 
 let admin: pg.Pool;
@@ -426,15 +357,15 @@ describe('an unreachable database', () => {
 describe('the database going away and coming back (through a proxy)', () => {
   let db: TestDatabase;
   let sql: pg.Pool;
-  let proxy: Proxy;
-  let proxyPort: number | undefined;
+  let proxy: TcpProxy;
+  let proxiedUrl: string | undefined;
   let t: DurableTestApp | undefined;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     sql = sqlPool(db.url);
     const target = new URL(db.url);
-    proxy = new Proxy({ host: target.hostname, port: Number(target.port) });
+    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
   });
   afterEach(async () => {
     proxy.restore();
@@ -448,8 +379,7 @@ describe('the database going away and coming back (through a proxy)', () => {
   });
 
   it('client calls reject while it is gone; in-flight tasks finish once it is back', async () => {
-    const url = new URL(db.url);
-    url.host = `127.0.0.1:${(proxyPort ??= await proxy.listen())}`;
+    const url = new URL((proxiedUrl ??= await proxy.listen(db.url)));
     t = await startApp(url.toString(), [SteadyTask], { worker: { leaseMs: 1500, concurrency: 3 } });
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push((await t.client.spawn(SteadyTask, { i })).taskId);
@@ -493,8 +423,7 @@ describe('the database going away and coming back (through a proxy)', () => {
   }, 60_000);
 
   it('client calls reject instead of hanging during a network partition, and work again after it', async () => {
-    const url = new URL(db.url);
-    url.host = `127.0.0.1:${(proxyPort ??= await proxy.listen())}`;
+    const url = new URL((proxiedUrl ??= await proxy.listen(db.url)));
     t = await startApp(url.toString(), [SteadyTask], { worker: false });
     const { taskId } = await t.client.spawn(SteadyTask, { i: 80 });
     expect((await t.client.getTask(taskId))!.state).toBe('pending');
@@ -519,8 +448,7 @@ describe('the database going away and coming back (through a proxy)', () => {
   }, PARTITION_BOUND_MS + 30_000);
 
   it('app.close() does not hang while the database is gone', async () => {
-    const url = new URL(db.url);
-    url.host = `127.0.0.1:${(proxyPort ??= await proxy.listen())}`;
+    const url = new URL((proxiedUrl ??= await proxy.listen(db.url)));
     t = await startApp(url.toString(), [SteadyTask], { worker: { leaseMs: 1500 } });
     const { taskId } = await t.client.spawn(SteadyTask, { i: 70 });
     await eventually(async () => {
