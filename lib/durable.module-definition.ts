@@ -10,3 +10,6 @@ export const {
 
 /** Injection token of the module's `DurableConnection`. */
 export const DURABLE_CONNECTION = Symbol('DURABLE_CONNECTION');
+
+/** Injection token of the module's options after `resolveOptions`. */
+export const DURABLE_RESOLVED_OPTIONS = Symbol('DURABLE_RESOLVED_OPTIONS');

@@ -1,40 +1,37 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { DURABLE_CONNECTION, DURABLE_MODULE_OPTIONS, DurableConfigurableModule } from './durable.module-definition.js';
-import { DurableClient, settingsOf } from './engine/client.js';
-import { DurableConnection } from './engine/connection.js';
-import { resolveWorkerOptions } from './engine/worker-options.js';
-import type { DurableModuleOptions } from './interfaces/durable-options.interface.js';
+import { DURABLE_CONNECTION, DURABLE_MODULE_OPTIONS, DURABLE_RESOLVED_OPTIONS, DurableConfigurableModule } from './durable.module-definition.js';
+import { DurableClient } from './engine/client/durable-client.js';
+import { DurableConnection } from './engine/db/connection.js';
+import { resolveOptions, type ResolvedOptions } from './engine/options.js';
+import { DurableWorkerMonitor } from './engine/worker/worker-monitor.js';
 import { DurableExplorer } from './nest/durable.explorer.js';
-import { DurableHost } from './nest/durable.host.js';
+import { DurableLifecycle } from './nest/durable.lifecycle.js';
 
 /**
  * `DurableModule.forRoot(options)` / `forRootAsync({ imports, inject, useFactory })`.
- * Global: `DurableClient` can be injected anywhere.
+ * Global: `DurableClient` and `DurableWorkerMonitor` can be injected anywhere.
  */
 @Global()
 @Module({
   imports: [DiscoveryModule],
   providers: [
+    // Every option is resolved and checked once, here, before anything connects.
+    { provide: DURABLE_RESOLVED_OPTIONS, inject: [DURABLE_MODULE_OPTIONS], useFactory: resolveOptions },
     {
       provide: DURABLE_CONNECTION,
-      inject: [DURABLE_MODULE_OPTIONS],
-      useFactory: (options: DurableModuleOptions) => {
-        // Every option is checked before anything connects.
-        const settings = settingsOf(options);
-        if (options.worker) resolveWorkerOptions(options.worker, settings.queue, settings.maxPayloadBytes);
-        return DurableConnection.open(options, new Logger('Durable'));
-      },
+      inject: [DURABLE_RESOLVED_OPTIONS],
+      useFactory: (options: ResolvedOptions) => DurableConnection.open(options.connection, new Logger('Durable')),
     },
     {
       provide: DurableClient,
-      inject: [DURABLE_CONNECTION, DURABLE_MODULE_OPTIONS],
-      useFactory: (connection: DurableConnection, options: DurableModuleOptions) =>
-        new DurableClient(connection.store, settingsOf(options)),
+      inject: [DURABLE_CONNECTION, DURABLE_RESOLVED_OPTIONS],
+      useFactory: (connection: DurableConnection, options: ResolvedOptions) => new DurableClient(connection.store, options.client),
     },
+    { provide: DurableWorkerMonitor, useFactory: () => new DurableWorkerMonitor(new Logger('Durable')) },
     DurableExplorer,
-    DurableHost,
+    DurableLifecycle,
   ],
-  exports: [DurableClient],
+  exports: [DurableClient, DurableWorkerMonitor],
 })
 export class DurableModule extends DurableConfigurableModule {}

@@ -1,5 +1,5 @@
 import { EntitySchema } from 'typeorm';
-import { assertSchemaName } from '../../migrations/schema-name.js';
+import { assertSchemaName } from '../engine/sql/schema-name.js';
 import type { TaskState } from '../interfaces/task-snapshot.interface.js';
 
 /** A row of `<schema>.tasks`. */

@@ -1,5 +1,7 @@
-/** The states of a task; the last three are terminal. */
-export type TaskState = 'pending' | 'running' | 'sleeping' | 'completed' | 'failed' | 'cancelled';
+/** The states of a task (its runs have the same ones); the last three are terminal. */
+export const TASK_STATES = ['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] as const;
+
+export type TaskState = (typeof TASK_STATES)[number];
 
 /** A recorded failure: the thrown error's `name` and `message`, plus what the failure recorded. */
 export interface TaskError {

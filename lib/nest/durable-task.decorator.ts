@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { DURABLE_TASK_METADATA } from '../engine/task-definition.js';
-import { assertName } from '../engine/validation.js';
+import { DURABLE_TASK_METADATA } from '../engine/registry/task-metadata.js';
+import { assertName } from '../engine/support/validation.js';
 import type { DurableTaskOptions } from '../interfaces/task-options.interface.js';
 
 /**

@@ -1,39 +1,121 @@
-import { quoteSchema } from '../../../migrations/schema-name.js';
+import { encodeSpawns, encodeWrites } from './batch-json.js';
+import { channelsOf } from './channels.js';
+import { quoteSchema } from './schema-name.js';
+
+/** A parameterised statement, ready for `pg`. */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+/** One spawn; params, headers, retry and cancellation are JSON text. */
+export interface SpawnRow {
+  queue: string;
+  name: string;
+  params: string;
+  headers: string;
+  maxAttempts: number;
+  retry: string;
+  cancellation: string | null;
+  idempotencyKey: string | null;
+  delayMs: number | null;
+  runAt: Date | null;
+}
+
+/** Who writes for a run: every worker write is fenced on these. */
+export interface RunFence {
+  taskId: string;
+  runId: string;
+  workerId: string;
+}
+
+/** A checkpoint or a completion, group-committed by `write_batch`. */
+export interface WorkerWrite {
+  kind: 'checkpoint' | 'complete';
+  taskId: string;
+  runId: string;
+  /** The checkpoint's name (checkpoints only). */
+  name?: string;
+  /** JSON text, or null for undefined. */
+  value: string | null;
+  attempt: number;
+  leaseMs: number;
+}
+
+export interface ClaimArgs {
+  queues: string[];
+  workerId: string;
+  limit: number;
+  leaseMs: number;
+  /** Also sweep expired leases and cancellation policies (bounded by `limit`). */
+  sweep: boolean;
+}
+
+export interface ListTasksArgs {
+  queue: string | null;
+  state: string | null;
+  name: string | null;
+  cursor: string | null;
+  limit: number;
+}
 
 /**
- * Every statement durable sends, parameterised with `$n`. The schema is the only identifier
- * spliced in, and it is validated by `quoteSchema`. The lifecycle transitions are SQL
- * functions (see migrations/), so each is one round trip.
+ * Every statement durable sends, as a builder that places its arguments beside the SQL. The
+ * schema is the only identifier spliced in, and `quoteSchema` has checked it. The lifecycle
+ * transitions are SQL functions (see migrations/, and schema.sql for today's bodies), so each is
+ * one round trip.
  */
 export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
   const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, created_at, updated_at`;
+  const q = (text: string, values: unknown[]): Statement => ({ text, values });
   return {
-    /** NOTIFY channels: a queue has work (payload: the queue), a task was cancelled (payload: its id). */
-    channels: { wakeup: `${schema}_wakeup`, cancel: `${schema}_cancel` },
-    spawn: `select * from ${s}.spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10)`,
-    claim: `select * from ${s}.claim_tasks($1, $2, $3, $4, $5)`,
-    heartbeat: `select ${s}.heartbeat($1, $2, $3, $4) as outcome`,
-    writeBatch: `select * from ${s}.write_batch($1, $2::json)`,
-    spawnBatch: `select * from ${s}.spawn_batch($1::json)`,
-    fail: `select ${s}.fail_run($1, $2, $3, $4::jsonb, $5) as outcome`,
-    defer: `select ${s}.defer_run($1, $2, $3, $4) as outcome`,
-    sleep: `select * from ${s}.sleep_until($1, $2, $3, $4, $5, $6, $7, $8)`,
-    awaitEvent: `select * from ${s}.await_event($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    emit: `select ${s}.emit_event($1, $2, $3::json) as woken`,
-    emitFromTask: `select ${s}.emit_from_task($1, $2, $3, $4, $5, $6, $7::json, $8, $9) as outcome`,
-    cancel: `select ${s}.cancel_task($1) as outcome`,
-    retry: `select ${s}.retry_task($1) as outcome`,
-    getTask: `select ${snapshotColumns} from ${s}.tasks where id = $1`,
-    taskExists: `select 1 from ${s}.tasks where id = $1`,
-    listTasks: `
+    channels: channelsOf(schema),
+
+    // Producers.
+    spawn: (r: SpawnRow) => q(`select * from ${s}.spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10)`, [
+      r.queue, r.name, r.params, r.headers, r.maxAttempts, r.retry, r.cancellation, r.idempotencyKey, r.delayMs, r.runAt,
+    ]),
+    spawnBatch: (rows: SpawnRow[]) => q(`select * from ${s}.spawn_batch($1::json)`, [encodeSpawns(rows)]),
+    emit: (queue: string, eventName: string, payload: string) =>
+      q(`select ${s}.emit_event($1, $2, $3::json) as woken`, [queue, eventName, payload]),
+
+    // The worker and the task context; every write is fenced on its run.
+    claim: (a: ClaimArgs) => q(`select * from ${s}.claim_tasks($1, $2, $3, $4, $5)`, [a.queues, a.workerId, a.limit, a.leaseMs, a.sweep]),
+    writeBatch: (workerId: string, writes: WorkerWrite[]) =>
+      q(`select * from ${s}.write_batch($1, $2::json)`, [workerId, encodeWrites(writes)]),
+    heartbeat: (f: RunFence, leaseMs: number) =>
+      q(`select ${s}.heartbeat($1, $2, $3, $4) as outcome`, [f.taskId, f.runId, f.workerId, leaseMs]),
+    fail: (f: RunFence, error: string, final: boolean) =>
+      q(`select ${s}.fail_run($1, $2, $3, $4::jsonb, $5) as outcome`, [f.taskId, f.runId, f.workerId, error, final]),
+    defer: (f: RunFence, delayMs: number) =>
+      q(`select ${s}.defer_run($1, $2, $3, $4) as outcome`, [f.taskId, f.runId, f.workerId, delayMs]),
+    sleep: (f: RunFence, a: { key: string; wakeAt: Date | null; durationMs: number | null; attempt: number; leaseMs: number }) =>
+      q(`select * from ${s}.sleep_until($1, $2, $3, $4, $5, $6, $7, $8)`, [
+        f.taskId, f.runId, f.workerId, a.key, a.wakeAt, a.durationMs, a.attempt, a.leaseMs,
+      ]),
+    awaitEvent: (f: RunFence, a: { queue: string; eventName: string; key: string; timeoutMs: number | null; attempt: number; leaseMs: number }) =>
+      q(`select * from ${s}.await_event($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+        f.taskId, f.runId, f.workerId, a.queue, a.eventName, a.key, a.timeoutMs, a.attempt, a.leaseMs,
+      ]),
+    emitFromTask: (f: RunFence, a: { key: string; queue: string; eventName: string; payload: string; attempt: number; leaseMs: number }) =>
+      q(`select ${s}.emit_from_task($1, $2, $3, $4, $5, $6, $7::json, $8, $9) as outcome`, [
+        f.taskId, f.runId, f.workerId, a.key, a.queue, a.eventName, a.payload, a.attempt, a.leaseMs,
+      ]),
+
+    // Management and reads.
+    cancel: (taskId: string) => q(`select ${s}.cancel_task($1) as outcome`, [taskId]),
+    retry: (taskId: string) => q(`select ${s}.retry_task($1) as outcome`, [taskId]),
+    getTask: (taskId: string) => q(`select ${snapshotColumns} from ${s}.tasks where id = $1`, [taskId]),
+    taskExists: (taskId: string) => q(`select 1 from ${s}.tasks where id = $1`, [taskId]),
+    listTasks: (a: ListTasksArgs) => q(`
       select ${snapshotColumns} from ${s}.tasks
       where ($1::text is null or queue = $1) and ($2::text is null or state = $2)
         and ($3::text is null or name = $3)
         and ($4::uuid is null or (created_at, id) < (select created_at, id from ${s}.tasks where id = $4))
       order by created_at desc, id desc
-      limit $5`,
-    cleanup: `
+      limit $5`, [a.queue, a.state, a.name, a.cursor, a.limit]),
+    cleanup: (a: { queue: string | null; olderThanMs: number; limit: number }) => q(`
       with doomed as (
         select id from ${s}.tasks
         where finished_at <= ${s}.now() - $2 * interval '1 millisecond' and ($1::text is null or queue = $1)
@@ -43,17 +125,19 @@ export function buildStatements(schema: string) {
       ), deleted as (
         delete from ${s}.tasks t using doomed where t.id = doomed.id returning 1
       )
-      select count(*)::integer as count from deleted`,
-    createQueue: `insert into ${s}.queues (name, created_at) values ($1, ${s}.now()) on conflict do nothing`,
-    dropQueue: `
+      select count(*)::integer as count from deleted`, [a.queue, a.olderThanMs, a.limit]),
+    createQueue: (name: string) => q(`insert into ${s}.queues (name, created_at) values ($1, ${s}.now()) on conflict do nothing`, [name]),
+    dropQueue: (name: string) => q(`
       with tasks as (delete from ${s}.tasks where queue = $1 returning 1),
            events as (delete from ${s}.events where queue = $1 returning 1)
       delete from ${s}.queues where name = $1 and (select count(*) from tasks) >= 0
-        and (select count(*) from events) >= 0`,
-    listQueues: `select name from ${s}.queues order by name`,
-    advanceTestClock: `
+        and (select count(*) from events) >= 0`, [name]),
+    listQueues: () => q(`select name from ${s}.queues order by name`, []),
+
+    /** Moves the database clock forward; `now()` reads it only where `durable.test_clock = 'on'` (tests, chaos). */
+    advanceTestClock: (ms: number) => q(`
       insert into ${s}.test_clock (id, offset_ms) values (true, $1)
-      on conflict (id) do update set offset_ms = ${s}.test_clock.offset_ms + excluded.offset_ms`,
+      on conflict (id) do update set offset_ms = ${s}.test_clock.offset_ms + excluded.offset_ms`, [ms]),
   } as const;
 }
 

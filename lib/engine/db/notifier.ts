@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { redact } from './database-errors.js';
-import { delay } from './abortable-delay.js';
-import type { DurableLogger } from './logger.js';
+import { delay } from '../support/wakeable.js';
+import type { DurableLogger } from '../support/logger.js';
 
 /** A notification, or `undefined` after (re)connecting: anything sent meanwhile was lost. */
 export type Notification = { channel: string; payload: string } | undefined;

@@ -1,23 +1,13 @@
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
-import { assertSchemaName } from '../../migrations/schema-name.js';
-import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
-import { timerMs } from './abortable-delay.js';
+import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
+import type { ConnectionSettings } from '../options.js';
+import { runMigrations } from '../sql/migrator.js';
+import type { DurableLogger } from '../support/logger.js';
+import { timerMs } from '../support/wakeable.js';
 import { translateDatabaseError } from './database-errors.js';
-import { assertDuration, assertPositiveInteger } from './validation.js';
-import type { DurableLogger } from './logger.js';
-import { runMigrations } from './migrator.js';
 import { Notifier } from './notifier.js';
 import { Store } from './store.js';
-
-export interface ConnectionOptions {
-  databaseUrl?: string;
-  dataSource?: DataSource;
-  schema?: string;
-  migrationsRun?: boolean;
-  poolSize?: number;
-  queryTimeoutMs?: number;
-}
 
 /**
  * Durable's hold on Postgres: a TypeORM DataSource (its own, or the app's), the store on its
@@ -31,14 +21,12 @@ export class DurableConnection {
     private readonly owned: boolean,
   ) {}
 
-  static async open(options: ConnectionOptions, logger: DurableLogger): Promise<DurableConnection> {
-    const schema = options.schema ?? 'durable';
-    assertSchemaName(schema);
-    assertPositiveInteger(options.poolSize ?? 10, 'poolSize');
-    assertDuration(options.queryTimeoutMs ?? 20_000, 'queryTimeoutMs', true);
+  /** Connects with settings that `resolveOptions` checked. */
+  static async open(options: ConnectionSettings, logger: DurableLogger): Promise<DurableConnection> {
+    const { schema } = options;
     const { dataSource, owned, password } = await connect(options, logger);
     try {
-      if (options.migrationsRun ?? true) {
+      if (options.migrationsRun) {
         const applied = await runMigrations(dataSource, schema);
         if (applied.length > 0) logger.log(`applied migrations to schema "${schema}": ${applied.join(', ')}`);
       }
@@ -57,7 +45,7 @@ export class DurableConnection {
   }
 }
 
-async function connect(options: ConnectionOptions, logger: DurableLogger) {
+async function connect(options: ConnectionSettings, logger: DurableLogger) {
   if (options.dataSource) {
     if (!options.dataSource.isInitialized) {
       throw new InvalidArgumentError('dataSource must be initialized before durable starts (await dataSource.initialize())');
@@ -77,11 +65,11 @@ async function connect(options: ConnectionOptions, logger: DurableLogger) {
   const dataSource = new DataSource({
     type: 'postgres',
     url,
-    poolSize: (options.poolSize ?? 10) + 1, // one more for the LISTEN connection
+    poolSize: options.poolSize + 1, // one more for the LISTEN connection
     applicationName: 'nestjs-durable',
     connectTimeoutMS: 10_000,
     // A statement with no answer (a network partition) is abandoned and its connection dropped.
-    extra: { keepAlive: true, query_timeout: timerMs(options.queryTimeoutMs ?? 20_000) },
+    extra: { keepAlive: true, query_timeout: timerMs(options.queryTimeoutMs) },
     poolErrorHandler: (error: Error) => logger.warn(`idle connection lost: ${translateDatabaseError(error, password).message}`),
   });
   try {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
-import type { DurableTaskHandler } from '../interfaces/task-context.interface.js';
-import type { DurableTaskOptions } from '../interfaces/task-options.interface.js';
+import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
+import type { DurableTaskHandler } from '../../interfaces/task-context.interface.js';
+import type { DurableTaskOptions } from '../../interfaces/task-options.interface.js';
 
 /** A class whose instances handle a task. */
 export type TaskHandlerClass<P = unknown, O = unknown> = new (...args: never[]) => DurableTaskHandler<P, O>;

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../lib/errors/invalid-argument.error.js';
+import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
 
 const SAFE_IDENTIFIER = /^[a-z_][a-z0-9_]{0,47}$/;
 // Postgres' own schemas: pg_* cannot be created, information_schema must not be written to.

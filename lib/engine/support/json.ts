@@ -1,4 +1,4 @@
-import { SerializationError } from '../errors/serialization.error.js';
+import { SerializationError } from '../../errors/serialization.error.js';
 
 // Postgres jsonb cannot hold NUL, and a lone surrogate is not valid UTF-8.
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

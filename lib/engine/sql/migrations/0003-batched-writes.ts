@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { quoteSchema } from './schema-name.js';
+import { quoteSchema } from '../schema-name.js';
 
 /**
  * Batched transitions: many tasks' checkpoints and completions in one statement, and many
@@ -14,7 +14,7 @@ export class DurableBatchedWrites1764000000003 implements MigrationInterface {
   async up(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
     await runner.query(`
--- p_ops: [{ "kind": "checkpoint" | "complete" | "heartbeat", "task_id", "run_id", "name",
+-- p_ops: [{ "kind": "checkpoint" | "complete", "task_id", "run_id", "name",
 -- "value", "undefined", "attempt", "lease_ms" }, ...], at most one per run. "undefined": true
 -- stores SQL NULL (a JSON null in "value" would read as SQL NULL too). Returns the index
 -- (from 1) and outcome ('ok', 'cancelled' or 'lost', as the single-task functions would) of
@@ -34,10 +34,7 @@ begin
     -- Task before run, in task order, as every transition locks. The fence is judged on the
     -- rows as locked (their latest versions). No CTE is joined with another below: the
     -- planner cannot size them, and a nested loop over two of them is quadratic.
-    select o.*, case
-        when t.state = 'cancelled' then 'cancelled'
-        when r.state = 'running' and r.worker_id = p_worker and r.lease_expires_at > v_now then 'ok'
-        else 'lost' end as outcome
+    select o.*, ${s}._fence_outcome(t.state, r.state, r.worker_id, r.lease_expires_at, p_worker, v_now) as outcome
     from ops o
     join ${s}.tasks t on t.id = o.task_id
     join ${s}.runs r on r.id = o.run_id
@@ -55,8 +52,9 @@ begin
     where ${s}.checkpoints.attempt <= excluded.attempt
     returning 1
   ), renewed as (
+    -- The batched form of _renew_lease.
     update ${s}.runs r set lease_expires_at = v_now + ${s}._ms(ok.lease_ms)
-    from ok where ok.kind in ('checkpoint', 'heartbeat') and r.id = ok.run_id
+    from ok where ok.kind = 'checkpoint' and r.id = ok.run_id
     returning 1
   ), completed_runs as (
     update ${s}.runs r set state = 'completed', lease_expires_at = null, finished_at = v_now

@@ -1,6 +1,6 @@
 import { types } from 'node:util';
-import { DatabaseUnavailableError } from '../errors/database-unavailable.error.js';
-import { DurableError } from '../errors/durable.error.js';
+import { DatabaseUnavailableError } from '../../errors/database-unavailable.error.js';
+import { DurableError } from '../../errors/durable.error.js';
 
 // Connection-level failures: network errors, and SQLSTATE classes 08 (connection exception),
 // 57P (operator intervention: shutdown, crash), 53300 (too many connections), 28 (the server

@@ -1,5 +1,5 @@
-import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
-import type { CancellationPolicy, RetryStrategy } from '../interfaces/task-options.interface.js';
+import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
+import type { CancellationPolicy, RetryStrategy } from '../../interfaces/task-options.interface.js';
 
 /** Longest name in UTF-8 bytes: names are index keys, and a btree entry must fit a third of a page. */
 export const MAX_NAME_BYTES = 1000;

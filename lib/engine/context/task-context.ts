@@ -1,11 +1,13 @@
-import { EventTimeoutError } from '../errors/event-timeout.error.js';
-import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
-import type { AwaitEventOptions, TaskContext } from '../interfaces/task-context.interface.js';
+import { EventTimeoutError } from '../../errors/event-timeout.error.js';
+import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
+import type { AwaitEventOptions, TaskContext } from '../../interfaces/task-context.interface.js';
+import type { Store } from '../db/store.js';
+import type { RunFence } from '../sql/statements.js';
+import { toJson } from '../support/json.js';
+import { assertDate, assertDuration, assertName, storableDate } from '../support/validation.js';
+import type { WriteFn } from '../worker/batched-writes.js';
+import { CheckpointNames } from './checkpoint-names.js';
 import { ControlSignal, type StopReason } from './control-signal.js';
-import { toJson } from './json.js';
-import type { Store } from './store.js';
-import type { WriteFn } from './worker-writes.js';
-import { assertDate, assertDuration, assertName, storableDate } from './validation.js';
 
 /** What the worker claimed: one run and everything its handler needs to replay. */
 export interface ClaimedRun {
@@ -28,14 +30,13 @@ export interface ContextSettings {
   maxPayloadBytes: number;
   /** Where checkpoints go: batched with the other handlers' writes. */
   write: WriteFn;
+  /** Told after each step's checkpoint is written. */
+  onStep?: (step: { name: string; durationMs: number }) => void;
 }
 
 type EventOutcome = { payload: unknown } | { timedOut: true };
 
-/**
- * The `ctx` of one execution. Checkpoint names are `<kind>:<name>`, numbered `#2`, `#3`, ...
- * when a name repeats within the execution, so kinds never collide with each other.
- */
+/** The `ctx` of one execution; its checkpoints are named by `CheckpointNames`. */
 export class DurableTaskContext implements TaskContext {
   readonly taskId: string;
   readonly runId: string;
@@ -46,8 +47,8 @@ export class DurableTaskContext implements TaskContext {
 
   private stopped: StopReason | undefined;
   private suspending = false;
-  private readonly calls = new Map<string, number>();
-  private readonly used = new Set<string>();
+  private readonly names = new CheckpointNames();
+  private readonly fence: RunFence;
 
   constructor(
     private readonly store: Store,
@@ -60,6 +61,7 @@ export class DurableTaskContext implements TaskContext {
     this.taskName = run.taskName;
     this.queue = run.queue;
     this.headers = Object.freeze({ ...run.headers });
+    this.fence = { taskId: run.taskId, runId: run.runId, workerId: settings.workerId };
   }
 
   /** Why this execution stopped, or undefined while it may go on. */
@@ -75,8 +77,9 @@ export class DurableTaskContext implements TaskContext {
   async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
     this.ensureActive();
     assertName(name, 'step name');
-    const key = this.nextKey('step', name);
+    const key = this.names.next('step', name);
     if (this.run.checkpoints.has(key)) return this.run.checkpoints.get(key) as T;
+    const startedAt = Date.now();
     const value = await fn();
     this.ensureActive();
     const json = toJson<T>(value, `the result of step "${name}"`, this.settings.maxPayloadBytes);
@@ -86,6 +89,7 @@ export class DurableTaskContext implements TaskContext {
     });
     this.settle(outcome);
     this.run.checkpoints.set(key, json.value);
+    this.settings.onStep?.({ name, durationMs: Date.now() - startedAt });
     return json.value;
   }
 
@@ -106,14 +110,14 @@ export class DurableTaskContext implements TaskContext {
     assertName(eventName, 'event name');
     if (options.timeoutMs !== undefined) assertDuration(options.timeoutMs, 'awaitEvent timeoutMs');
     if (options.stepName !== undefined) assertName(options.stepName, 'awaitEvent stepName');
-    const key = this.nextKey('event', options.stepName ?? eventName);
+    const key = this.names.next('event', options.stepName ?? eventName);
     let outcome = this.run.checkpoints.get(key) as EventOutcome | undefined;
     if (!outcome) {
       const row = await this.suspendable(() =>
-        this.store.one(this.store.sql.awaitEvent, [
-          this.taskId, this.runId, this.settings.workerId, this.queue, eventName, key,
-          options.timeoutMs ?? null, this.attempt, this.settings.leaseMs,
-        ]),
+        this.store.one(this.store.sql.awaitEvent(this.fence, {
+          queue: this.queue, eventName, key, timeoutMs: options.timeoutMs ?? null,
+          attempt: this.attempt, leaseMs: this.settings.leaseMs,
+        })),
       );
       this.settle(row.outcome as string, 'checkpoint');
       outcome = row.value as EventOutcome;
@@ -126,13 +130,12 @@ export class DurableTaskContext implements TaskContext {
   async emitEvent(eventName: string, payload?: unknown): Promise<void> {
     this.ensureActive();
     assertName(eventName, 'event name');
-    const key = this.nextKey('emit', eventName);
+    const key = this.names.next('emit', eventName);
     if (this.run.checkpoints.has(key)) return;
     const json = toJson(payload ?? null, `the payload of event "${eventName}"`, this.settings.maxPayloadBytes);
-    const row = await this.store.one(this.store.sql.emitFromTask, [
-      this.taskId, this.runId, this.settings.workerId, key, this.queue, eventName, json.text ?? 'null',
-      this.attempt, this.settings.leaseMs,
-    ]);
+    const row = await this.store.one(this.store.sql.emitFromTask(this.fence, {
+      key, queue: this.queue, eventName, payload: json.text ?? 'null', attempt: this.attempt, leaseMs: this.settings.leaseMs,
+    }));
     this.settle(row.outcome as string);
     this.run.checkpoints.set(key, { emitted: true });
   }
@@ -140,22 +143,20 @@ export class DurableTaskContext implements TaskContext {
   async heartbeat(extendMs?: number): Promise<void> {
     this.ensureActive();
     if (extendMs !== undefined) assertDuration(extendMs, 'heartbeat extendMs', true);
-    const row = await this.store.one(this.store.sql.heartbeat, [
-      this.taskId, this.runId, this.settings.workerId, extendMs ?? this.settings.leaseMs,
-    ]);
+    const row = await this.store.one(this.store.sql.heartbeat(this.fence, extendMs ?? this.settings.leaseMs));
     this.settle(row.outcome as string);
   }
 
   private async sleep(name: string, until: Date | null, ms: number | null): Promise<void> {
     assertName(name, 'sleep name');
-    const key = this.nextKey('sleep', name);
+    const key = this.names.next('sleep', name);
     const stored = this.run.checkpoints.get(key) as { wakeAt: string } | undefined;
     // A sleep that was already due when this run was claimed returns without a round trip.
     if (stored && new Date(stored.wakeAt) <= this.run.claimedAt) return;
     const row = await this.suspendable(() =>
-      this.store.one(this.store.sql.sleep, [
-        this.taskId, this.runId, this.settings.workerId, key, until, ms, this.attempt, this.settings.leaseMs,
-      ]),
+      this.store.one(this.store.sql.sleep(this.fence, {
+        key, wakeAt: until, durationMs: ms, attempt: this.attempt, leaseMs: this.settings.leaseMs,
+      })),
     );
     this.settle(row.outcome as string, 'continue');
     this.run.checkpoints.set(key, { wakeAt: (row.wake_at as Date).toISOString() });
@@ -183,19 +184,5 @@ export class DurableTaskContext implements TaskContext {
 
   private ensureActive(): void {
     if (this.stopped) throw new ControlSignal(this.stopped);
-  }
-
-  /** `kind:name`, then `kind:name#2`, ..., skipping keys this execution already used. */
-  private nextKey(kind: string, name: string): string {
-    const base = `${kind}:${name}`;
-    let count = this.calls.get(base) ?? 0;
-    let key: string;
-    do {
-      count += 1;
-      key = count === 1 ? base : `${base}#${count}`;
-    } while (this.used.has(key));
-    this.calls.set(base, count);
-    this.used.add(key);
-    return key;
   }
 }

@@ -1,18 +1,9 @@
-import { Batcher } from './batcher.js';
-import { isConnectionError } from './database-errors.js';
-import type { Store } from './store.js';
+import { isConnectionError } from '../db/database-errors.js';
+import type { Store } from '../db/store.js';
+import type { WorkerWrite } from '../sql/statements.js';
+import { Batcher } from '../support/batcher.js';
 
-export interface WorkerWrite {
-  kind: 'checkpoint' | 'complete';
-  taskId: string;
-  runId: string;
-  /** The checkpoint's name (checkpoints only). */
-  name?: string;
-  /** JSON text, or null for undefined. */
-  value: string | null;
-  attempt: number;
-  leaseMs: number;
-}
+export type { WorkerWrite };
 
 /** A function that writes a checkpoint or a completion and resolves with its fence's outcome. */
 export type WriteFn = (write: WorkerWrite) => Promise<string>;
@@ -23,7 +14,7 @@ export type WriteFn = (write: WorkerWrite) => Promise<string>;
  */
 export function batchedWrites(store: Store, workerId: string): WriteFn {
   const send = async (writes: WorkerWrite[]): Promise<PromiseSettledResult<string>[]> => {
-    const rows = await store.query(store.sql.writeBatch, [workerId, serialize(writes)]);
+    const rows = await store.query(store.sql.writeBatch(workerId, writes));
     // A write whose task or run no longer exists (cleaned up, queue dropped) is lost.
     const outcomes = writes.map((): PromiseSettledResult<string> => ({ status: 'fulfilled', value: 'lost' }));
     for (const row of rows) outcomes[(row.i as number) - 1] = { status: 'fulfilled', value: row.outcome as string };
@@ -43,15 +34,4 @@ export function batchedWrites(store: Store, workerId: string): WriteFn {
     { maxBatch: 500, maxInFlight: 2, exclusiveKey: (write) => write.runId },
   );
   return (write) => batcher.add(write);
-}
-
-/** The batch as JSON text; values are JSON text already, so they are spliced in as they are. */
-function serialize(writes: WorkerWrite[]): string {
-  return `[${writes
-    .map((write) =>
-      `{"kind":"${write.kind}","task_id":"${write.taskId}","run_id":"${write.runId}",` +
-      `"name":${JSON.stringify(write.name ?? null)},"value":${write.value ?? 'null'},` +
-      `"undefined":${write.value === null},"attempt":${write.attempt},"lease_ms":${write.leaseMs}}`,
-    )
-    .join(',')}]`;
 }

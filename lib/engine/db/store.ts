@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { EntityManager } from 'typeorm';
 import { translateDatabaseError } from './database-errors.js';
-import { buildStatements, type Statements } from './sql/statements.js';
+import { buildStatements, type Statement, type Statements } from '../sql/statements.js';
 
 export type Row = Record<string, unknown>;
 
@@ -20,7 +20,8 @@ export class Store {
     this.sql = buildStatements(schema);
   }
 
-  async query(text: string, values: unknown[], manager?: EntityManager): Promise<Row[]> {
+  /** Runs a statement on durable's pool, or in the caller's transaction when `manager` is given. */
+  async query({ text, values }: Statement, manager?: EntityManager): Promise<Row[]> {
     try {
       if (manager) return (await manager.query(text, values)) as Row[];
       return (await this.pool.query(text, values)).rows as Row[];
@@ -29,8 +30,9 @@ export class Store {
     }
   }
 
-  async one(text: string, values: unknown[], manager?: EntityManager): Promise<Row> {
-    const rows = await this.query(text, values, manager);
+  /** The first row, or an empty one. */
+  async one(statement: Statement, manager?: EntityManager): Promise<Row> {
+    const rows = await this.query(statement, manager);
     return rows[0] ?? {};
   }
 }

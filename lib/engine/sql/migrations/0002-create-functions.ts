@@ -1,5 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { quoteSchema } from './schema-name.js';
+import { channelsOf } from '../channels.js';
+import { quoteSchema } from '../schema-name.js';
 
 /**
  * Every lifecycle transition is one function, so it is one round trip and one transaction.
@@ -29,14 +30,16 @@ export class DurableCreateFunctions1764000000002 implements MigrationInterface {
     await runner.query(`
       drop function if exists ${s}.spawn_task, ${s}.claim_tasks, ${s}.heartbeat, ${s}.fail_run, ${s}.defer_run, ${s}.sleep_until, ${s}.await_event,
         ${s}.emit_event, ${s}.emit_from_task, ${s}.cancel_task, ${s}.retry_task,
-        ${s}._fence, ${s}._fail, ${s}._cancel, ${s}._ms, ${s}._backoff, ${s}.now;
+        ${s}._fence, ${s}._fence_outcome, ${s}._renew_lease, ${s}._checkpoint, ${s}._fail, ${s}._cancel,
+        ${s}._ms, ${s}._backoff, ${s}.now;
     `);
   }
 }
 
 function functionsSql(s: string, schema: string): string {
-  const channel = `'${schema}_wakeup'`;
-  const cancelChannel = `'${schema}_cancel'`;
+  const channels = channelsOf(schema);
+  const channel = `'${channels.wakeup}'`;
+  const cancelChannel = `'${channels.cancel}'`;
   return `
 create or replace function ${s}.now() returns timestamptz language sql volatile as $$
   select case when current_setting('durable.test_clock', true) = 'on'
@@ -57,6 +60,17 @@ returns double precision language sql immutable as $$
     else exp(least(ln(p_base) + (p_attempt - 1) * ln(p_factor), ln(3.15e12))) end
 $$;
 
+-- The fence rule, written once: a worker may write for a run only while its task is not
+-- cancelled and the run is running, owned by that worker, with an unexpired lease.
+create or replace function ${s}._fence_outcome(p_task_state text, p_run_state text, p_run_worker text,
+  p_lease_expires_at timestamptz, p_worker text, p_now timestamptz)
+returns text language sql immutable as $$
+  select case
+    when p_task_state = 'cancelled' then 'cancelled'
+    when p_run_state = 'running' and p_run_worker = p_worker and p_lease_expires_at > p_now then 'ok'
+    else 'lost' end
+$$;
+
 -- Locks the task and says whether this worker may still write for this run.
 create or replace function ${s}._fence(p_task uuid, p_run uuid, p_worker text, p_now timestamptz)
 returns text language plpgsql as $$
@@ -66,14 +80,23 @@ declare
 begin
   select state into v_task_state from ${s}.tasks where id = p_task for update;
   if not found then return 'lost'; end if;
-  if v_task_state = 'cancelled' then return 'cancelled'; end if;
   select state, worker_id, lease_expires_at into v_run from ${s}.runs where id = p_run;
-  if not found or v_run.state <> 'running' or v_run.worker_id is distinct from p_worker
-     or v_run.lease_expires_at <= p_now then
-    return 'lost';
-  end if;
-  return 'ok';
+  return ${s}._fence_outcome(v_task_state, v_run.state, v_run.worker_id, v_run.lease_expires_at, p_worker, p_now);
 end $$;
+
+create or replace function ${s}._renew_lease(p_run uuid, p_now timestamptz, p_lease_ms double precision)
+returns void language sql as $$
+  update ${s}.runs set lease_expires_at = p_now + ${s}._ms(p_lease_ms) where id = p_run
+$$;
+
+-- Records a checkpoint unless one of that name exists (callers hold the task lock).
+create or replace function ${s}._checkpoint(p_task uuid, p_name text, p_value json, p_attempt integer,
+  p_now timestamptz)
+returns void language sql as $$
+  insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
+  values (p_task, p_name, p_value, p_attempt, p_now)
+  on conflict (task_id, name) do nothing
+$$;
 
 create or replace function ${s}._cancel(p_task uuid, p_now timestamptz, p_reason jsonb)
 returns void language plpgsql as $$
@@ -283,7 +306,7 @@ declare
   v_fence text := ${s}._fence(p_task, p_run, p_worker, v_now);
 begin
   if v_fence <> 'ok' then return v_fence; end if;
-  update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
+  perform ${s}._renew_lease(p_run, v_now, p_lease_ms);
   return 'ok';
 end $$;
 
@@ -327,11 +350,10 @@ begin
   where task_id = p_task and name = p_name;
   if v_wake is null then
     v_wake := coalesce(p_wake_at, v_now + ${s}._ms(p_duration_ms));
-    insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    values (p_task, p_name, json_build_object('wakeAt', v_wake), p_attempt, v_now);
+    perform ${s}._checkpoint(p_task, p_name, json_build_object('wakeAt', v_wake), p_attempt, v_now);
   end if;
   if v_wake <= v_now then
-    update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
+    perform ${s}._renew_lease(p_run, v_now, p_lease_ms);
     return query select 'continue'::text, v_wake;
     return;
   end if;
@@ -387,9 +409,8 @@ begin
 
   if v_value is not null then
     delete from ${s}.waits where run_id = p_run and step_name = p_step;
-    insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    values (p_task, p_step, v_value, p_attempt, v_now);
-    update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
+    perform ${s}._checkpoint(p_task, p_step, v_value, p_attempt, v_now);
+    perform ${s}._renew_lease(p_run, v_now, p_lease_ms);
     return query select 'checkpoint'::text, v_value;
     return;
   end if;
@@ -433,10 +454,8 @@ begin
     where w.run_id = v_wait.run_id and w.step_name = v_wait.step_name
       and r.state = 'sleeping' and (w.timeout_at is null or w.timeout_at > v_now);
     continue when not found;
-    insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    select v_wait.task_id, v_wait.step_name, json_build_object('payload', p_payload), r.attempt, v_now
-    from ${s}.runs r where r.id = v_wait.run_id
-    on conflict (task_id, name) do nothing;
+    perform ${s}._checkpoint(v_wait.task_id, v_wait.step_name, json_build_object('payload', p_payload),
+      (select r.attempt from ${s}.runs r where r.id = v_wait.run_id), v_now);
     delete from ${s}.waits where run_id = v_wait.run_id and step_name = v_wait.step_name;
     update ${s}.runs set state = 'pending', available_at = v_now, wake_event = null where id = v_wait.run_id;
     update ${s}.tasks set state = 'pending', updated_at = v_now where id = v_wait.task_id;
@@ -458,10 +477,9 @@ begin
   perform 1 from ${s}.checkpoints where task_id = p_task and name = p_name;
   if not found then
     perform ${s}.emit_event(p_queue, p_event, p_payload);
-    insert into ${s}.checkpoints (task_id, name, value, attempt, created_at)
-    values (p_task, p_name, json_build_object('emitted', true), p_attempt, v_now);
+    perform ${s}._checkpoint(p_task, p_name, json_build_object('emitted', true), p_attempt, v_now);
   end if;
-  update ${s}.runs set lease_expires_at = v_now + ${s}._ms(p_lease_ms) where id = p_run;
+  perform ${s}._renew_lease(p_run, v_now, p_lease_ms);
   return 'ok';
 end $$;
 

@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
-import { createDurableMigrations } from '../../migrations/index.js';
-import { quoteSchema } from '../../migrations/schema-name.js';
+import { createDurableMigrations } from './migrations/index.js';
+import { quoteSchema } from './schema-name.js';
 
 /**
  * Applies durable's migrations that are not yet recorded in `<schema>.migrations`, in one

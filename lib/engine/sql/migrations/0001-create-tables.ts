@@ -1,5 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { quoteSchema } from './schema-name.js';
+import { TASK_STATES } from '../../../interfaces/task-snapshot.interface.js';
+import { quoteSchema } from '../schema-name.js';
 
 /**
  * Tables and indexes. One set of tables for every queue (the queue is a column), so a queue
@@ -17,6 +18,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
   // updates that change no indexed column stay on the page (HOT).
   async up(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
+    const states = TASK_STATES.map((state) => `'${state}'`).join(',');
     await runner.query(`
       create schema if not exists ${s};
 
@@ -31,7 +33,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         name             text not null,
         params           json not null,
         headers          json not null,
-        state            text not null check (state in ('pending','running','sleeping','completed','failed','cancelled')),
+        state            text not null check (state in (${states})),
         attempts         integer not null,
         max_attempts     integer not null check (max_attempts >= 1),
         retry            jsonb not null,
@@ -57,7 +59,7 @@ export class DurableCreateTables1764000000001 implements MigrationInterface {
         task_id          uuid not null references ${s}.tasks (id) on delete cascade,
         queue            text not null,
         attempt          integer not null,
-        state            text not null check (state in ('pending','running','sleeping','completed','failed','cancelled')),
+        state            text not null check (state in (${states})),
         available_at     timestamptz not null,
         worker_id        text,
         lease_expires_at timestamptz,

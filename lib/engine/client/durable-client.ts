@@ -1,0 +1,191 @@
+import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
+import { TaskCancelledError } from '../../errors/task-cancelled.error.js';
+import { TaskFailedError } from '../../errors/task-failed.error.js';
+import { TaskNotFoundError } from '../../errors/task-not-found.error.js';
+import { TimeoutError } from '../../errors/timeout.error.js';
+import type { DurableModuleOptions } from '../../interfaces/durable-options.interface.js';
+import type { DurableTaskOptions, EmitOptions, SpawnOptions, SpawnResult } from '../../interfaces/task-options.interface.js';
+import {
+  TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type TaskSnapshot,
+} from '../../interfaces/task-snapshot.interface.js';
+import { DurableConnection } from '../db/connection.js';
+import { isConnectionError } from '../db/database-errors.js';
+import type { Row, Store } from '../db/store.js';
+import { resolveOptions, type ClientSettings } from '../options.js';
+import { requireTaskOptions, type TaskHandlerClass } from '../registry/task-metadata.js';
+import type { SpawnRow } from '../sql/statements.js';
+import { Batcher } from '../support/batcher.js';
+import { toJson } from '../support/json.js';
+import { consoleLogger, type DurableLogger } from '../support/logger.js';
+import { assertDuration, assertName, assertPositiveInteger, describe } from '../support/validation.js';
+import { delay } from '../support/wakeable.js';
+import { assertTaskId, toSnapshot } from './snapshot.js';
+import { toSpawnRow } from './spawn-request.js';
+
+/** Options of `DurableClient.connect`: the module's options without a worker. */
+export type DurableClientOptions = Omit<DurableModuleOptions, 'worker'> & {
+  logger?: DurableLogger;
+};
+
+/**
+ * Spawns tasks, emits events and reads or manages tasks. Injected by `DurableModule`; outside
+ * Nest, `DurableClient.connect(options)` opens one of its own (close it with `close()`).
+ */
+export class DurableClient {
+  /** `@DurableTask` options of the handlers known in this process, for spawns by name. */
+  private readonly definitions: DurableTaskOptions[] = [];
+  private readonly spawns: Batcher<SpawnRow, Row>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly settings: ClientSettings,
+    private readonly connection?: DurableConnection,
+  ) {
+    this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
+  }
+
+  static async connect(options: DurableClientOptions = {}): Promise<DurableClient> {
+    const resolved = resolveOptions({ ...options, worker: false }); // refuses bad options before anything connects
+    const connection = await DurableConnection.open(resolved.connection, options.logger ?? consoleLogger);
+    return new DurableClient(connection.store, resolved.client, connection);
+  }
+
+  /** Closes the connection `connect` opened; a no-op for the client Nest injects. */
+  async close(): Promise<void> {
+    await this.connection?.close();
+  }
+
+  /** @internal Called by the module with the handlers it discovered. */
+  registerDefinitions(definitions: DurableTaskOptions[]): void {
+    this.definitions.push(...definitions);
+  }
+
+  spawn<P, O>(task: TaskHandlerClass<P, O>, params: P, options?: SpawnOptions): Promise<SpawnResult>;
+  spawn(task: string, params?: unknown, options?: SpawnOptions): Promise<SpawnResult>;
+  async spawn(task: string | TaskHandlerClass, params?: unknown, options: SpawnOptions = {}): Promise<SpawnResult> {
+    const definition = typeof task === 'string' ? this.definitionNamed(task, options.queue) : requireTaskOptions(task);
+    const row = toSpawnRow(typeof task === 'string' ? task : definition?.name, params, options, definition, this.settings);
+    // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
+    // spawns issued at the same time.
+    const spawned = options.manager
+      ? await this.store.one(this.store.sql.spawn(row), options.manager)
+      : await this.spawns.add(row);
+    return { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
+  }
+
+  /** Emits an event: the first emit of a name on a queue wins, later ones change nothing. */
+  async emitEvent(eventName: string, payload?: unknown, options: EmitOptions = {}): Promise<void> {
+    assertName(eventName, 'event name');
+    const queue = options.queue ?? this.settings.queue;
+    assertName(queue, 'queue');
+    const json = toJson(payload ?? null, `the payload of event "${eventName}"`, this.settings.maxPayloadBytes);
+    await this.store.query(this.store.sql.emit(queue, eventName, json.text ?? 'null'), options.manager);
+  }
+
+  async getTask<P = unknown, O = unknown>(taskId: string): Promise<TaskSnapshot<P, O> | null> {
+    assertTaskId(taskId);
+    const [row] = await this.store.query(this.store.sql.getTask(taskId));
+    return row ? toSnapshot<P, O>(row) : null;
+  }
+
+  /** Resolves with the task's result once it completes; rejects if it fails or is cancelled. */
+  async awaitResult<O = unknown>(taskId: string, options: AwaitResultOptions = {}): Promise<O> {
+    assertTaskId(taskId);
+    if (options.timeoutMs !== undefined) assertDuration(options.timeoutMs, 'timeoutMs');
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 250)) {
+      const task = await this.getTask<unknown, O>(taskId);
+      if (!task) throw new TaskNotFoundError(taskId);
+      if (task.state === 'completed') return task.result as O;
+      if (task.state === 'failed') throw new TaskFailedError(taskId, task.error ?? { name: 'Error', message: 'unknown' });
+      if (task.state === 'cancelled') throw new TaskCancelledError(taskId, task.error?.message);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new TimeoutError(`task ${taskId} did not finish within ${options.timeoutMs} ms (it is ${task.state})`);
+      await delay(Math.min(pauseMs, left));
+    }
+  }
+
+  /** Tasks newest first; pass the last `taskId` of a page as `cursor` for the next. */
+  async listTasks(options: ListTasksOptions = {}): Promise<TaskSnapshot[]> {
+    if (options.queue !== undefined) assertName(options.queue, 'queue');
+    if (options.name !== undefined) assertName(options.name, 'task name');
+    if (options.state !== undefined && !TASK_STATES.includes(options.state)) {
+      throw new InvalidArgumentError(`state must be one of ${TASK_STATES.join(', ')}, got ${describe(options.state)}`);
+    }
+    if (options.cursor !== undefined) assertTaskId(options.cursor);
+    const limit = options.limit ?? 50;
+    assertPositiveInteger(limit, 'limit');
+    // A page after a task that is gone cannot be placed: say so rather than return nothing.
+    if (options.cursor !== undefined && (await this.store.query(this.store.sql.taskExists(options.cursor))).length === 0) {
+      throw new TaskNotFoundError(options.cursor);
+    }
+    const rows = await this.store.query(this.store.sql.listTasks({
+      queue: options.queue ?? null, state: options.state ?? null, name: options.name ?? null,
+      cursor: options.cursor ?? null, limit: Math.min(limit, 1000),
+    }));
+    return rows.map((row) => toSnapshot(row));
+  }
+
+  /** Cancels a task that has not finished; running code stops at its next context call. */
+  async cancel(taskId: string): Promise<void> {
+    assertTaskId(taskId);
+    const row = await this.store.one(this.store.sql.cancel(taskId));
+    if (row.outcome === 'not_found') throw new TaskNotFoundError(taskId);
+  }
+
+  /** Gives a failed or cancelled task a new attempt; its checkpoints are kept. */
+  async retry(taskId: string): Promise<void> {
+    assertTaskId(taskId);
+    const row = await this.store.one(this.store.sql.retry(taskId));
+    if (row.outcome === 'not_found') throw new TaskNotFoundError(taskId);
+    if (row.outcome !== 'failed' && row.outcome !== 'cancelled') {
+      throw new InvalidArgumentError(`task ${taskId} is ${row.outcome as string}; only failed or cancelled tasks can be retried`);
+    }
+  }
+
+  async createQueue(name: string): Promise<void> {
+    assertName(name, 'queue');
+    await this.store.query(this.store.sql.createQueue(name));
+  }
+
+  /** Deletes the queue with all its tasks and events. */
+  async dropQueue(name: string): Promise<void> {
+    assertName(name, 'queue');
+    await this.store.query(this.store.sql.dropQueue(name));
+  }
+
+  async listQueues(): Promise<string[]> {
+    const rows = await this.store.query(this.store.sql.listQueues());
+    return rows.map((row) => row.name as string);
+  }
+
+  /** Deletes up to `limit` tasks that became terminal at least `olderThanMs` ago; returns how many. */
+  async cleanup(options: CleanupOptions): Promise<number> {
+    if (options.queue !== undefined) assertName(options.queue, 'queue');
+    assertDuration(options.olderThanMs, 'olderThanMs');
+    const limit = options.limit ?? 1000;
+    assertPositiveInteger(limit, 'limit');
+    const row = await this.store.one(this.store.sql.cleanup({ queue: options.queue ?? null, olderThanMs: options.olderThanMs, limit }));
+    return row.count as number;
+  }
+
+  /** One statement for the batch; if it fails for another reason than the connection, each
+   * spawn is tried alone, so that one bad spawn cannot fail the others. */
+  private async spawnBatch(batch: SpawnRow[]): Promise<PromiseSettledResult<Row>[]> {
+    if (batch.length === 1) return [{ status: 'fulfilled', value: await this.store.one(this.store.sql.spawn(batch[0])) }];
+    try {
+      const rows = await this.store.query(this.store.sql.spawnBatch(batch));
+      return rows.map((row) => ({ status: 'fulfilled', value: row }));
+    } catch (error) {
+      if (isConnectionError(error)) throw error;
+      return Promise.allSettled(batch.map((row) => this.store.one(this.store.sql.spawn(row))));
+    }
+  }
+
+  private definitionNamed(name: string, queue: string | undefined): DurableTaskOptions | undefined {
+    const matches = this.definitions.filter(
+      (definition) => definition.name === name && (queue === undefined || (definition.queue ?? this.settings.queue) === queue),
+    );
+    return matches.length === 1 ? matches[0] : undefined;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * The NOTIFY channels of a schema, defined once: the notifier LISTENs on them and the SQL
+ * functions (see migrations/) `pg_notify` them. The schema name is a checked identifier, so the
+ * names are safe inside a SQL string literal.
+ */
+export function channelsOf(schema: string) {
+  return {
+    /** A queue has work that is due now; the payload is the queue. */
+    wakeup: `${schema}_wakeup`,
+    /** A task was cancelled; the payload is its id. */
+    cancel: `${schema}_cancel`,
+  } as const;
+}
+
+export type Channels = ReturnType<typeof channelsOf>;

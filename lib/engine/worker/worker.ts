@@ -1,0 +1,139 @@
+import type { Notifier } from '../db/notifier.js';
+import { redact } from '../db/database-errors.js';
+import type { Row, Store } from '../db/store.js';
+import type { WorkerSettings } from '../options.js';
+import type { HandlerRegistry } from '../registry/handler-registry.js';
+import type { DurableLogger } from '../support/logger.js';
+import { timerMs, Wakeable } from '../support/wakeable.js';
+import { RunExecutor, toClaimedRun } from './run-executor.js';
+import type { DurableWorkerMonitor, WorkerState, WorkerStatus } from './worker-monitor.js';
+
+const SWEEP_EVERY_MS = 100;
+
+/**
+ * Claims runs and executes their handlers, at most `concurrency` at once. It polls, and a
+ * NOTIFY, a finished handler or the next due run wakes it early. Database errors are logged
+ * and retried with backoff: the loop never dies while the worker is running.
+ */
+export class Worker {
+  private state: Exclude<WorkerState, 'none'> = 'created';
+  private loop: Promise<void> | undefined;
+  private readonly active = new Set<Promise<void>>();
+  private readonly executor: RunExecutor;
+  private readonly wakeable = new Wakeable();
+  private unsubscribe: (() => void) | undefined;
+  private sweptAt = 0;
+  private lastClaimAt: Date | undefined;
+  private lastError: WorkerStatus['lastError'];
+
+  constructor(
+    private readonly store: Store,
+    registry: HandlerRegistry,
+    private readonly settings: WorkerSettings,
+    private readonly logger: DurableLogger,
+    private readonly notifier?: Notifier,
+    monitor?: DurableWorkerMonitor,
+  ) {
+    for (const warning of registry.unpolled(settings.queues)) logger.warn(warning);
+    this.executor = new RunExecutor(store, registry, settings, logger, monitor);
+    monitor?.attach(() => this.status());
+  }
+
+  start(): void {
+    if (this.state !== 'created') return;
+    this.state = 'running';
+    const { wakeup, cancel } = this.store.sql.channels;
+    this.unsubscribe = this.notifier?.subscribe((notification) => {
+      if (notification?.channel === cancel) this.executor.cancelled(notification.payload);
+      else if (!notification || (notification.channel === wakeup && this.settings.queues.includes(notification.payload))) {
+        this.wakeable.wake();
+      }
+    });
+    this.loop = this.run();
+  }
+
+  /** Stops claiming, waits up to `shutdownTimeoutMs` for running handlers, then returns. */
+  async stop(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    this.wakeable.wake();
+    await this.loop;
+    if (this.active.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timerMs(this.settings.shutdownTimeoutMs));
+      });
+      const outcome = await Promise.race([Promise.allSettled([...this.active]), timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        this.logger.warn(`${this.active.size} task(s) still running after shutdownTimeoutMs; their leases will expire and another worker will retry them`);
+      }
+    }
+    // Only now: a cancellation must still reach the handlers that are draining.
+    this.unsubscribe?.();
+    this.state = 'stopped';
+  }
+
+  status(): WorkerStatus {
+    const { workerId, queues, concurrency } = this.settings;
+    return {
+      state: this.state, workerId, queues: [...queues], concurrency, inFlight: this.active.size,
+      lastClaimAt: this.lastClaimAt, lastError: this.lastError,
+    };
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 0;
+    while (this.state === 'running') {
+      let waitMs = this.settings.pollIntervalMs;
+      const free = this.settings.concurrency - this.active.size;
+      if (free > 0) {
+        try {
+          // Sweeping expired leases and policies at most every SWEEP_EVERY_MS keeps busy claims lean.
+          const sweep = Date.now() - this.sweptAt >= SWEEP_EVERY_MS;
+          const rows = await this.store.query(this.store.sql.claim({
+            queues: this.settings.queues, workerId: this.settings.workerId, limit: free, leaseMs: this.settings.leaseMs, sweep,
+          }));
+          if (sweep) this.sweptAt = Date.now();
+          this.lastClaimAt = new Date();
+          this.lastError = undefined;
+          backoffMs = 0;
+          let claimed = 0;
+          for (const row of rows) {
+            if (row.run_id === null) {
+              waitMs = nextWait(row, this.settings.pollIntervalMs);
+            } else {
+              claimed += 1;
+              this.track(this.executor.execute(toClaimedRun(row)));
+            }
+          }
+          if (claimed === free) continue;
+        } catch (error) {
+          backoffMs = Math.min(Math.max(backoffMs * 2, 100), 10_000);
+          const message = redact((error as Error).message);
+          this.lastError = { message, at: new Date() };
+          this.logger.error(`claiming failed, retrying in ${backoffMs} ms: ${message}`);
+          waitMs = backoffMs;
+        }
+      }
+      if (this.state !== 'running') break;
+      await this.wakeable.wait(waitMs);
+    }
+  }
+
+  private track(execution: Promise<void>): void {
+    this.active.add(execution);
+    void execution.finally(() => {
+      this.active.delete(execution);
+      this.wakeable.wake();
+    });
+  }
+}
+
+/** Until the next due run, but never longer than the poll interval. */
+function nextWait(row: Row, pollIntervalMs: number): number {
+  const due = row.next_due_at as Date | null;
+  if (!due) return pollIntervalMs;
+  // Due already but not claimed: another worker holds it, so look again shortly.
+  return Math.min(pollIntervalMs, Math.max(due.getTime() - (row.db_now as Date).getTime(), 5));
+}
