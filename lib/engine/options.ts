@@ -3,7 +3,7 @@ import type { DataSource } from 'typeorm';
 import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
 import type { DurableModuleOptions } from '../interfaces/durable-options.interface.js';
 import type { TaskPolicyOptions } from '../interfaces/task-options.interface.js';
-import { resolvePolicy } from './client/task-policy.js';
+import { resolvePolicy } from './registry/task-policy.js';
 import { assertSchemaName } from './sql/schema-name.js';
 import { assertDuration, assertName, assertPositiveInteger } from './support/validation.js';
 

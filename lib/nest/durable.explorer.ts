@@ -16,7 +16,8 @@ export class DurableExplorer {
       if (typeof metatype !== 'function') continue;
       const options = getTaskOptions(metatype);
       if (!options) continue;
-      if (!wrapper.isDependencyTreeStatic()) {
+      // Nest counts a transient provider as static, but its `instance` is a prototype never constructed.
+      if (!wrapper.isDependencyTreeStatic() || wrapper.isTransient) {
         throw new InvalidArgumentError(`${metatype.name}: a @DurableTask handler must be a singleton provider, not request- or transient-scoped`);
       }
       found.push({ options, handler: wrapper.instance, className: metatype.name });

@@ -4,7 +4,7 @@ import type { ClientSettings } from '../options.js';
 import type { SpawnRow } from '../sql/statements.js';
 import { toJson } from '../support/json.js';
 import { assertDate, assertDuration, assertName, describe, storableDate } from '../support/validation.js';
-import { resolvePolicy } from './task-policy.js';
+import { resolvePolicy } from '../registry/task-policy.js';
 
 /**
  * Checks a spawn and turns it into the row `spawn_task` stores: every refusal happens here,

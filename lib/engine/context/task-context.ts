@@ -2,10 +2,9 @@ import { EventTimeoutError } from '../../errors/event-timeout.error.js';
 import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
 import type { AwaitEventOptions, TaskContext } from '../../interfaces/task-context.interface.js';
 import type { Store } from '../db/store.js';
-import type { RunFence } from '../sql/statements.js';
+import type { RunFence, WorkerWrite } from '../sql/statements.js';
 import { toJson } from '../support/json.js';
 import { assertDate, assertDuration, assertName, storableDate } from '../support/validation.js';
-import type { WriteFn } from '../worker/batched-writes.js';
 import { CheckpointNames } from './checkpoint-names.js';
 import { ControlSignal, type StopReason } from './control-signal.js';
 
@@ -29,7 +28,7 @@ export interface ContextSettings {
   leaseMs: number;
   maxPayloadBytes: number;
   /** Where checkpoints go: batched with the other handlers' writes. */
-  write: WriteFn;
+  write: (write: WorkerWrite) => Promise<string>;
   /** Told after each step's checkpoint is written. */
   onStep?: (step: { name: string; durationMs: number }) => void;
 }

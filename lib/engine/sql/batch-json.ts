@@ -1,4 +1,4 @@
-import type { SpawnRow, WorkerWrite } from './statements.js';
+import type { SpawnRow, WorkerWrite } from './statement-types.js';
 
 // The batched functions (`spawn_batch`, `write_batch`) take their operations as one JSON
 // argument. Values are JSON text already, so they are spliced in as they are instead of being

@@ -47,8 +47,6 @@ export interface WorkerObserver {
 
 type Event = keyof WorkerObserver;
 
-const NO_WORKER: WorkerStatus = { state: 'none', queues: [], concurrency: 0, inFlight: 0 };
-
 /**
  * One per process: the worker's status, and the observers that hear about its runs. It exists
  * whether or not a worker runs, so that health checks and telemetry can be wired up front.
@@ -60,7 +58,7 @@ export class DurableWorkerMonitor {
   constructor(private readonly logger?: DurableLogger) {}
 
   status(): WorkerStatus {
-    return this.source?.() ?? { ...NO_WORKER };
+    return this.source?.() ?? { state: 'none', queues: [], concurrency: 0, inFlight: 0 };
   }
 
   /** Adds an observer; the returned function removes it. */

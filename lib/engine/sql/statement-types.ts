@@ -1,0 +1,58 @@
+// The shapes the statement builders take, named so that callers and encoders share them.
+
+/** A parameterised statement, ready for `pg`. */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+/** One spawn; params, headers, retry and cancellation are JSON text. */
+export interface SpawnRow {
+  queue: string;
+  name: string;
+  params: string;
+  headers: string;
+  maxAttempts: number;
+  retry: string;
+  cancellation: string | null;
+  idempotencyKey: string | null;
+  delayMs: number | null;
+  runAt: Date | null;
+}
+
+/** Who writes for a run: every worker write is fenced on these. */
+export interface RunFence {
+  taskId: string;
+  runId: string;
+  workerId: string;
+}
+
+/** A checkpoint or a completion, group-committed by `write_batch`. */
+export interface WorkerWrite {
+  kind: 'checkpoint' | 'complete';
+  taskId: string;
+  runId: string;
+  /** The checkpoint's name (checkpoints only). */
+  name?: string;
+  /** JSON text, or null for undefined. */
+  value: string | null;
+  attempt: number;
+  leaseMs: number;
+}
+
+export interface ClaimArgs {
+  queues: string[];
+  workerId: string;
+  limit: number;
+  leaseMs: number;
+  /** Also sweep expired leases and cancellation policies (bounded by `limit`). */
+  sweep: boolean;
+}
+
+export interface ListTasksArgs {
+  queue: string | null;
+  state: string | null;
+  name: string | null;
+  cursor: string | null;
+  limit: number;
+}
