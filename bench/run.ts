@@ -14,10 +14,12 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { createDatabase, dropDatabase } from '../devkit/databases.js';
+import { redactUrl } from '../devkit/redact.js';
 import type { CellResult, CellSpec, ChildMessage } from './cell.js';
 import {
-  checkpoint, createDatabase, dbMeters, dropDatabase, pgCpuSeconds, processCpuSeconds, redactUrl, serverInfo,
-  startServer, waitNoBackends, walBytesBetween, type PgServer, type ServerInfo,
+  checkpoint, dbMeters, pgCpuSeconds, processCpuSeconds, serverInfo, startServer, waitNoBackends, walBytesBetween,
+  type PgServer, type ServerInfo,
 } from './support/postgres.js';
 import { REDIS_DURABILITY, redisBinary, startRedis, type RedisServer } from './support/redis.js';
 import { fmt, fmtSig, median, percentile, spread, type Spread } from './support/stats.js';
@@ -168,7 +170,7 @@ let databaseSeq = 0;
 
 async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenario, n: number, settings: Settings): Promise<RunResult> {
   const database = `bench_${process.pid}_${databaseSeq++}`;
-  const databaseUrl = await createDatabase(ctx.server, database);
+  const { url: databaseUrl } = await createDatabase(ctx.server.adminUrl, { name: database, replace: true, client: ctx.server.admin });
   await checkpoint(ctx.server);
   const spec: CellSpec = { system: system.id, scenario, databaseUrl, redisUrl: ctx.redis?.url, n, settings };
   const child = new Mailbox<ChildMessage>(forkTs('cell.ts', { BENCH_CELL: JSON.stringify(spec) }), `${system.id} ${scenario}`);
@@ -201,7 +203,7 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
       : { commits: after.xactCommit - before.xactCommit, walBytes: await walBytesBetween(ctx.server, before.walLsn, after.walLsn) });
   } finally {
     await child.kill();
-    await dropDatabase(ctx.server, database).catch(() => undefined);
+    await dropDatabase(ctx.server.adminUrl, database, ctx.server.admin).catch(() => undefined);
   }
 }
 
@@ -230,7 +232,7 @@ function toRunResult(result: CellResult, serverCpuSeconds: number, costs: { comm
 
 async function measureScale(ctx: Context, k: number, n: number, settings: Settings): Promise<RunResult> {
   const database = `bench_${process.pid}_${databaseSeq++}`;
-  const databaseUrl = await createDatabase(ctx.server, database);
+  const { url: databaseUrl } = await createDatabase(ctx.server.adminUrl, { name: database, replace: true, client: ctx.server.admin });
   await checkpoint(ctx.server);
   const children: Mailbox<WorkerMessage>[] = [];
   const fork = (what: string, spec: object) => {
@@ -292,7 +294,7 @@ async function measureScale(ctx: Context, k: number, n: number, settings: Settin
     };
   } finally {
     await Promise.all(children.map((child) => child.kill()));
-    await dropDatabase(ctx.server, database).catch(() => undefined);
+    await dropDatabase(ctx.server.adminUrl, database, ctx.server.admin).catch(() => undefined);
   }
 }
 
@@ -561,7 +563,7 @@ async function main(): Promise<void> {
       void (async () => {
         await ctx.redis?.stop().catch(() => undefined);
         const { rows } = await server.admin.query(`select datname from pg_database where datname like $1`, [`bench\\_${process.pid}\\_%`]).catch(() => ({ rows: [] as { datname: string }[] }));
-        for (const row of rows) await dropDatabase(server, row.datname).catch(() => undefined);
+        for (const row of rows) await dropDatabase(server.adminUrl, row.datname, server.admin).catch(() => undefined);
         await server.stop().catch(() => undefined);
         process.exit(130);
       })();

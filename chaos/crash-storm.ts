@@ -16,8 +16,10 @@
  */
 import pg from 'pg';
 import { DurableClient } from '../lib/index.js';
+import { killAllWorkers, type WorkerProcess } from '../devkit/processes.js';
+import { eventually, sleep } from '../devkit/wait.js';
 import { chaosPool, count, EXPECTED_STORM_RESULT_SQL, installChaosTables } from './database.js';
-import { killAllWorkers, WorkerProcess } from './processes.js';
+import { startChaosWorker } from './workers.js';
 
 export interface StormOptions {
   /** A fresh database for this run (the storm creates its tables there). */
@@ -79,7 +81,6 @@ export interface StormReport {
 }
 
 const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runCrashStorm(options: StormOptions): Promise<StormReport> {
   const log = options.log ?? (() => undefined);
@@ -97,7 +98,7 @@ export async function runCrashStorm(options: StormOptions): Promise<StormReport>
   try {
     await installChaosTables(pool);
     const startWorker = async () => {
-      const worker = await WorkerProcess.start(settings);
+      const worker = await startChaosWorker(settings);
       all.push(worker);
       return worker;
     };
@@ -115,10 +116,10 @@ export async function runCrashStorm(options: StormOptions): Promise<StormReport>
     await Promise.all(spawns);
 
     // The killer starts once work is under way.
-    await waitFor(async () => (await count(pool, `select count(*) as n from public.chaos_effects`)) > 0, 60_000, 'the first step');
+    await eventually(async () => (await count(pool, `select count(*) as n from public.chaos_effects`)) > 0, 60_000, 'the first step', 50);
     for (let k = 0; k < options.kills; k++) {
       await sleep(options.killIntervalMs);
-      const victim = await waitFor(() => pick(all.filter((worker) => worker.uptimeMs >= minUptimeMs), random), 90_000, 'a worker that is up');
+      const victim = await eventually(() => pick(all.filter((worker) => worker.uptimeMs >= minUptimeMs), random), 90_000, 'a worker that is up', 50);
       killed.add(victim.pid);
       await victim.kill();
       replacements.push(startWorker());
@@ -326,17 +327,6 @@ export async function waitForTerminal(pool: pg.Pool, total: number, stallMs: num
       throw new Error(`${total - now} task(s) unfinished, none finished in the last ${stallMs} ms`);
     }
     await sleep(200);
-  }
-}
-
-/** Polls until `check` returns a value (not undefined/false), or rejects after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
   }
 }
 

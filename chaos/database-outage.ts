@@ -15,14 +15,17 @@
  *   slot (workers x concurrency).
  */
 import { DurableClient } from '../lib/index.js';
-import { auditStorm, waitFor, waitForTerminal, type StormReport } from './crash-storm.js';
-import { chaosPool, count, installChaosTables, type EmbeddedServer } from './database.js';
-import { killAllWorkers, WorkerProcess } from './processes.js';
+import type { EmbeddedPostgresServer } from '../devkit/postgres.js';
+import { killAllWorkers } from '../devkit/processes.js';
+import { eventually, sleep } from '../devkit/wait.js';
+import { auditStorm, waitForTerminal, type StormReport } from './crash-storm.js';
+import { chaosPool, count, installChaosTables } from './database.js';
+import { startChaosWorker } from './workers.js';
 import type { SpawnOutcome } from './worker.js';
 
 export interface OutageOptions {
   /** A dedicated server: it is stopped and started. */
-  server: EmbeddedServer;
+  server: EmbeddedPostgresServer;
   /** A fresh database on that server. */
   databaseUrl: string;
   /** Tasks spawned before the outage. */
@@ -71,7 +74,6 @@ export interface OutageReport {
 }
 
 const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const RECONNECT_LOG = /claiming failed|LISTEN connection failed|idle connection lost|could not record the outcome/;
 
 export async function runDatabaseOutage(options: OutageOptions): Promise<OutageReport> {
@@ -86,7 +88,7 @@ export async function runDatabaseOutage(options: OutageOptions): Promise<OutageR
     await installChaosTables(pool);
     const workers = await Promise.all(
       Array.from({ length: options.workers }, () =>
-        WorkerProcess.start({ databaseUrl: options.databaseUrl, concurrency: options.concurrency, leaseMs: options.leaseMs, logs: 'errors' }),
+        startChaosWorker({ databaseUrl: options.databaseUrl, concurrency: options.concurrency, leaseMs: options.leaseMs, logs: 'errors' }),
       ),
     );
     const app = workers[0];
@@ -101,10 +103,11 @@ export async function runDatabaseOutage(options: OutageOptions): Promise<OutageR
     if (refusedBefore.length > 0) throw new Error(`spawns before the outage failed: ${JSON.stringify(refusedBefore.slice(0, 3))}`);
 
     // Mid-run: some tasks done, others running.
-    await waitFor(
+    await eventually(
       async () => (await count(pool, `select count(*) as n from durable.tasks where state = 'completed'`)) >= options.tasks / 5,
       120_000,
       'a fifth of the tasks to complete',
+      50,
     );
     const running = await count(pool, `select count(*) as n from durable.runs where state = 'running'`);
     log(`outage: stopping the server with ${running} run(s) in flight`);

@@ -17,9 +17,9 @@ import type pg from 'pg';
 import {
   DurableClient, DurableModule, DurableTask, type DurableModuleOptions, type DurableTaskHandler, type TaskContext,
 } from '../lib/index.js';
-import { waitFor } from './crash-storm.js';
+import { TcpProxy } from '../devkit/tcp-proxy.js';
+import { eventually } from '../devkit/wait.js';
 import { chaosPool, installChaosTables } from './database.js';
-import { TcpProxy } from './tcp-proxy.js';
 
 export interface FencingOptions {
   /** A fresh database. */
@@ -186,14 +186,14 @@ export async function runLeaseFencing(options: FencingOptions): Promise<FencingR
 
     proxy.restore();
     // A can reach the database again before its handlers go on, so a refusal is the fence's.
-    await waitFor(() => a.client.getTask(x).then(() => true, () => false), 30_000, 'A to reach the database again');
+    await eventually(() => a.client.getTask(x).then(() => true, () => false), 30_000, 'A to reach the database again', 50);
     gx.open();
     gy.open();
     const aExecutions = () => state.executions.filter((e) => e.who === 'A' && (e.taskId === x || e.taskId === y));
-    await waitFor(() => aExecutions().every((e) => e.ended !== undefined), 30_000, 'A\'s handlers to end');
+    await eventually(() => aExecutions().every((e) => e.ended !== undefined), 30_000, 'A\'s handlers to end', 50);
     // A's late completion of Y goes through its batched writes: wait for its outcome to be logged.
     const refusedLine = (line: string) => line.includes(`task ${y}`) && line.includes('attempt 1') && /not recorded|taken over/.test(line);
-    const lateCompletionRefused = await waitFor(() => logger.lines.some(refusedLine), 15_000, 'A to log the refused completion')
+    const lateCompletionRefused = await eventually(() => logger.lines.some(refusedLine), 15_000, 'A to log the refused completion', 50)
       .catch(() => false);
 
     // Results and runs: B's.

@@ -13,12 +13,14 @@
  * the database clock moves past the sleeps, and every one of them completes.
  */
 import { DurableClient } from '../lib/index.js';
-import { waitFor } from './crash-storm.js';
+import { killAllWorkers, type WorkerProcess } from '../devkit/processes.js';
+import { advanceTestClock } from '../devkit/test-clock.js';
+import { eventually, sleep } from '../devkit/wait.js';
 import { chaosPool, count, EXPECTED_STORM_RESULT_SQL } from './database.js';
-import { killAllWorkers, WorkerProcess } from './processes.js';
+import { startChaosWorker } from './workers.js';
 
 export interface LoadOptions {
-  /** A fresh database with the test clock enabled (createTestDatabase, createChaosDatabase). */
+  /** A fresh database with the test clock enabled (devkit's createDatabase with testClock). */
   databaseUrl: string;
   /** Tasks of the burst. */
   tasks: number;
@@ -98,7 +100,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   let sampler: NodeJS.Timeout | undefined;
   try {
     const workers = await Promise.all([0, 1].map(() =>
-      WorkerProcess.start({ databaseUrl: options.databaseUrl, concurrency: options.concurrency, leaseMs: options.leaseMs ?? 30_000 }),
+      startChaosWorker({ databaseUrl: options.databaseUrl, concurrency: options.concurrency, leaseMs: options.leaseMs ?? 30_000 }),
     ));
     const memory = (worker: WorkerProcess) => worker.request<Memory & { gc: boolean }>({ type: 'memory' });
 
@@ -123,7 +125,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         violations.push(`burst: ${n - completed} task(s) unfinished, none completed in 60 s`);
         break;
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     const durationMs = Date.now() - started;
     clearInterval(sampler);
@@ -168,17 +170,18 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       ),
     );
     let sleeping = 0;
-    await waitFor(
+    await eventually(
       async () => (sleeping = await count(pool, `select count(*) as n from durable.tasks where name in ('nap', 'wait') and state = 'sleeping'`)) === s,
       120_000,
       `${s} tasks to be asleep or waiting`,
+      50,
     ).catch((error: Error) => violations.push(`suspended: ${error.message} (${sleeping} are)`));
     const timeToSuspendMs = Date.now() - suspendStarted;
     // The last handlers unwind right after their suspension commits.
-    const stats = await waitFor(async () => {
+    const stats = await eventually(async () => {
       const all = await Promise.all(workers.map((worker) => worker.request<{ executing: number; workerInFlight: number | null }>({ type: 'stats' })));
       return all.every((one) => one.executing === 0 && one.workerInFlight === 0) ? all : undefined;
-    }, 10_000, 'the workers to have nothing in flight').catch(async () =>
+    }, 10_000, 'the workers to have nothing in flight', 50).catch(async () =>
       Promise.all(workers.map((worker) => worker.request<{ executing: number; workerInFlight: number | null }>({ type: 'stats' }))),
     );
     const runningRuns = await count(pool, `select count(*) as n from durable.runs where state = 'running'`);
@@ -233,16 +236,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     for (let from = 0; from < events.length; from += 100) {
       await Promise.all(events.slice(from, from + 100).map((i) => client.emitEvent(`load-${i}`, { event: `load-${i}` })));
     }
-    await pool.query(
-      `insert into durable.test_clock (id, offset_ms) values (true, $1)
-       on conflict (id) do update set offset_ms = durable.test_clock.offset_ms + excluded.offset_ms`,
-      [3_600_000 + 60_000],
-    );
+    await advanceTestClock(pool, 3_600_000 + 60_000);
     let resumed = 0;
-    await waitFor(
+    await eventually(
       async () => (resumed = await count(pool, `select count(*) as n from durable.tasks where name in ('nap', 'wait') and state = 'completed'`)) === s,
       180_000,
       `the ${s} suspended tasks to complete`,
+      50,
     ).catch((error: Error) => violations.push(`suspended: ${error.message} (${resumed} did)`));
     const resumedMs = Date.now() - resumeStarted;
     const wrongResumed = await count(

@@ -14,17 +14,20 @@
  *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_SEED, CHAOS_PARTS ("1,2,3").
  * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain.
  */
+import { createDatabase, withClient } from '../devkit/databases.js';
+import { numberFromEnv as env } from '../devkit/env.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../devkit/postgres.js';
+import { cleanUpWorkers } from '../devkit/processes.js';
 import { runCrashStorm } from './crash-storm.js';
 import { runDatabaseOutage } from './database-outage.js';
-import { createChaosDatabase, startEmbeddedServer, withClient, type EmbeddedServer } from './database.js';
 import { runLeaseFencing } from './lease-fencing.js';
 import { runLoad } from './load.js';
-import { cleanUpWorkers } from './processes.js';
 import { formatFencing, formatLoad, formatOutage, formatStorm } from './report.js';
 
-const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3').split(',').map((part) => part.trim()));
-const servers: EmbeddedServer[] = [];
+const servers: EmbeddedPostgresServer[] = [];
+/** A fresh database for one part, with the test clock on (the load run moves it forward). */
+const chaosDatabase = (adminUrl: string) => createDatabase(adminUrl, { prefix: 'durable_chaos', testClock: true });
 const violations: string[] = [];
 const log = (line: string) => console.log(`  ${line}`);
 
@@ -56,7 +59,7 @@ async function mainServer(): Promise<string> {
     await withClient(external, (client) => client.query('select 1'));
     return external;
   }
-  const server = await startEmbeddedServer();
+  const server = await startEmbeddedPostgres({ prefix: 'durable-chaos-pg-' });
   servers.push(server);
   return server.adminUrl;
 }
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
   const adminUrl = parts.has('1') || parts.has('2') || parts.has('3') ? await mainServer() : '';
 
   if (parts.has('1')) {
-    const db = await createChaosDatabase(adminUrl);
+    const db = await chaosDatabase(adminUrl);
     const options = {
       databaseUrl: db.url, tasks: env('CHAOS_TASKS', 3000), minSteps: 3, maxSteps: 5, workers: env('CHAOS_WORKERS', 4),
       kills: env('CHAOS_KILLS', 30), killIntervalMs: env('CHAOS_KILL_INTERVAL_MS', 300), concurrency: 1, leaseMs: 2000,
@@ -81,9 +84,9 @@ async function main(): Promise<void> {
 
   if (parts.has('2')) {
     console.log('\n2a. the database goes away: a dedicated embedded PostgreSQL, stopped for 3 s mid-run and started again on the same data');
-    const server = await startEmbeddedServer();
+    const server = await startEmbeddedPostgres({ prefix: 'durable-chaos-pg-' });
     servers.push(server);
-    const db = await createChaosDatabase(server.adminUrl);
+    const db = await chaosDatabase(server.adminUrl);
     const outage = await runDatabaseOutage({
       server, databaseUrl: db.url, tasks: 400, tasksAfter: 50, workers: 2, concurrency: 4, leaseMs: 2000, outageMs: 3000, probes: 20, log,
     });
@@ -91,14 +94,14 @@ async function main(): Promise<void> {
     await servers.splice(servers.indexOf(server), 1)[0].destroy();
 
     console.log('\n2b. a worker cut off from the database past its lease (network partition through a TCP proxy)');
-    const fencingDb = await createChaosDatabase(adminUrl);
+    const fencingDb = await chaosDatabase(adminUrl);
     const fencing = await runLeaseFencing({ databaseUrl: fencingDb.url, leaseMs: 1500, log });
     section('2b. Lease fencing', formatFencing(fencing), fencing.violations);
     await fencingDb.drop();
   }
 
   if (parts.has('3')) {
-    const db = await createChaosDatabase(adminUrl);
+    const db = await chaosDatabase(adminUrl);
     const options = { databaseUrl: db.url, tasks: env('CHAOS_LOAD_TASKS', 20_000), suspended: env('CHAOS_SUSPENDED', 5000), concurrency: 5, log };
     console.log(`\n3. load and memory: a burst of ${options.tasks} tasks through 2 worker processes (concurrency ${options.concurrency}), then ${options.suspended} tasks asleep or waiting at once`);
     const report = await runLoad(options);

@@ -1,8 +1,8 @@
 /**
  * One worker process of the chaos suite: a Nest application context with `DurableModule.forRoot`
- * and the chaos tasks, as an app built on the package runs them. Started by chaos/processes.ts
- * (`node --import tsx chaos/worker.ts`, with an IPC channel); prints `ready <pid>` once the
- * application has bootstrapped (its worker is then claiming).
+ * and the chaos tasks, as an app built on the package runs them. Started by chaos/workers.ts
+ * (compiled by chaos/compile.ts, run by plain `node` with an IPC channel); prints `ready <pid>`
+ * once the application has bootstrapped (its worker is then claiming).
  *
  * Tasks:
  * - `storm` { steps, seed, pauseMs?, record? }: steps `s1`..`sN`; step i inserts its effect into
@@ -31,10 +31,11 @@ import { Inject, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
 import {
-  DurableClient, DurableModule, DurableTask, type DurableTaskHandler, type TaskContext,
+  DurableClient, DurableModule, DurableTask, DurableWorkerMonitor, type DurableTaskHandler, type TaskContext,
 } from '../lib/index.js';
-// Only to read the worker's in-flight count (a figure of the load test); not public API.
-import { DurableHost } from '../lib/nest/durable.host.js';
+import { readyUntilSigterm } from '../devkit/child.js';
+import { numberFromEnv } from '../devkit/env.js';
+import { sleep } from '../devkit/wait.js';
 
 process.on('unhandledRejection', (reason) => {
   process.stdout.write(`ESCAPED unhandledRejection ${oneLine(reason)}\n`);
@@ -45,9 +46,7 @@ process.on('uncaughtException', (error) => {
 
 const databaseUrl = process.env.CHAOS_DATABASE_URL;
 if (!databaseUrl) throw new Error('CHAOS_DATABASE_URL is not set');
-const numberFromEnv = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const concurrency = numberFromEnv('CHAOS_CONCURRENCY', 10);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const EFFECTS = Symbol('chaos effects pool');
 const effects = new pg.Pool({ connectionString: databaseUrl, max: concurrency + 1, application_name: 'chaos-effects' });
@@ -143,7 +142,7 @@ const app = await NestFactory.createApplicationContext(ChaosWorkerModule, {
   logger: logs === 'all' ? ['log', 'warn', 'error'] : logs === 'none' ? false : ['warn', 'error'],
 });
 const client = app.get(DurableClient);
-const host = app.get(DurableHost) as unknown as { worker?: { inFlight: number } };
+const monitor = app.get(DurableWorkerMonitor);
 
 type Request =
   | { id: number; type: 'spawn'; tasks: { name: string; params: unknown }[]; sequential?: boolean }
@@ -185,7 +184,7 @@ async function answer(request: Request): Promise<Record<string, unknown>> {
       return { gc: gc !== undefined, rss: memory.rss, heapUsed: memory.heapUsed, external: memory.external, arrayBuffers: memory.arrayBuffers };
     }
     case 'stats':
-      return { executing, workerInFlight: host.worker?.inFlight ?? null };
+      return { executing, workerInFlight: monitor.status().inFlight };
   }
 }
 
@@ -196,14 +195,10 @@ process.on('message', (request: Request) => {
   );
 });
 
-process.once('SIGTERM', () => {
-  void (async () => {
-    await app.close();
-    await effects.end();
-    process.exit(0);
-  })();
+readyUntilSigterm(async () => {
+  await app.close();
+  await effects.end();
 });
-process.stdout.write(`ready ${process.pid}\n`);
 
 function oneLine(value: unknown): string {
   const text = value instanceof Error ? `${value.name}: ${value.message}` : String(value);

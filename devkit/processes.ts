@@ -1,22 +1,23 @@
-/**
- * Worker processes of the chaos suite (chaos/worker.ts), seen from the parent: start one and wait
- * for `ready`, talk to it over IPC, read its resident memory from /proc, kill it, and kill
- * whatever is left at the end.
- */
+// Worker processes seen from the parent, for the chaos suite (and any test that needs real
+// processes): start one and wait for `ready <pid>`, talk to it over IPC, read its resident memory
+// from /proc, kill it, and kill whatever is left at the end. The child's side is devkit/child.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { compileWorker, ROOT } from './compile.js';
+import { sleep } from './wait.js';
 
 /** Output kept per process: the beginning and the end (enough for a report, bounded in memory). */
 const KEEP_CHARS = 64 * 1024;
 
-export interface WorkerSettings {
-  databaseUrl: string;
-  concurrency: number;
-  leaseMs: number;
-  pollIntervalMs?: number;
-  queryTimeoutMs?: number;
-  logs?: 'all' | 'errors' | 'none';
+export interface WorkerStart {
+  /** The script node runs (plain JavaScript: no loader between parent and worker). */
+  entry: string;
+  /** Added to this process's environment (NODE_OPTIONS is not passed on). */
+  env?: NodeJS.ProcessEnv;
+  /** Node's own flags (default none). */
+  nodeArgs?: string[];
+  cwd?: string;
+  /** How long the process may take to print `ready <pid>` (default 60 s). */
+  bootTimeoutMs?: number;
 }
 
 export interface Exit {
@@ -62,27 +63,17 @@ export class WorkerProcess {
     child.on('error', () => undefined);
   }
 
-  /** Starts a worker process and resolves once it printed `ready` (its worker is claiming). */
-  static async start(settings: WorkerSettings, bootTimeoutMs = 60_000): Promise<WorkerProcess> {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      CHAOS_DATABASE_URL: settings.databaseUrl,
-      CHAOS_CONCURRENCY: String(settings.concurrency),
-      CHAOS_LEASE_MS: String(settings.leaseMs),
-      CHAOS_POLL_MS: String(settings.pollIntervalMs ?? 200),
-      CHAOS_QUERY_TIMEOUT_MS: String(settings.queryTimeoutMs ?? 5000),
-      CHAOS_LOGS: settings.logs ?? 'errors',
-      NO_COLOR: '1',
-    };
+  /** Starts a worker process and resolves once it printed `ready <pid>` (it is at work). */
+  static async start(start: WorkerStart): Promise<WorkerProcess> {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...start.env };
     delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not for the child
-    const { entry } = await compileWorker();
-    // One process, no launcher in between: its pid is the pid the effects record.
-    const child = spawn(process.execPath, ['--expose-gc', entry], {
-      cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // One process, no launcher in between: its pid is the pid the worker reports.
+    const child = spawn(process.execPath, [...(start.nodeArgs ?? []), start.entry], {
+      cwd: start.cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const worker = new WorkerProcess(child);
     live.add(worker);
-    await worker.waitReady(bootTimeoutMs);
+    await worker.waitReady(start.bootTimeoutMs ?? 60_000);
     return worker;
   }
 
@@ -189,7 +180,7 @@ export class WorkerProcess {
         await this.kill();
         throw new Error(`worker ${this.pid} not ready within ${timeoutMs} ms:\n${this.output()}`);
       }
-      await new Promise((resolveTick) => setTimeout(resolveTick, 20));
+      await sleep(20);
     }
   }
 }
@@ -199,8 +190,15 @@ export async function killAllWorkers(): Promise<void> {
   await Promise.all([...live].map((worker) => worker.kill()));
 }
 
-/** Kills what is left and deletes the compiled worker. */
+const cleanUps: (() => Promise<void>)[] = [];
+
+/** Makes the next cleanUpWorkers() run `fn` too (e.g. delete the build the workers ran). */
+export function onCleanUp(fn: () => Promise<void>): void {
+  cleanUps.push(fn);
+}
+
+/** Kills what is left and runs the clean-ups registered with onCleanUp. */
 export async function cleanUpWorkers(): Promise<void> {
   await killAllWorkers();
-  await (await compileWorker().catch(() => undefined))?.remove();
+  for (const fn of cleanUps.splice(0)) await fn().catch(() => undefined);
 }

@@ -1,6 +1,6 @@
 /**
  * A TCP proxy in front of PostgreSQL, to cut one process off from the database while the others
- * keep it (as in test/integration/reconnect.spec.ts).
+ * keep it (test/integration/reconnect.spec.ts, chaos/lease-fencing.ts).
  * - `freeze()`: a network partition: connections stay open but nothing gets through, and new
  *   connections are accepted but never answered.
  * - `down()`: every connection is cut and new ones are dropped at once.

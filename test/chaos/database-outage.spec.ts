@@ -6,19 +6,20 @@
  *   leases to expire is fenced off when it comes back (chaos/lease-fencing.ts).
  */
 import { runDatabaseOutage, type OutageReport } from '../../chaos/database-outage.js';
-import { createChaosDatabase, startEmbeddedServer, type EmbeddedServer } from '../../chaos/database.js';
 import { runLeaseFencing, type FencingReport } from '../../chaos/lease-fencing.js';
-import { cleanUpWorkers } from '../../chaos/processes.js';
 import { formatFencing, formatOutage } from '../../chaos/report.js';
+import { createDatabase } from '../../devkit/databases.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../devkit/postgres.js';
+import { cleanUpWorkers } from '../../devkit/processes.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 describe('the PostgreSQL server stopped mid-run and started again on the same data', () => {
-  let server: EmbeddedServer | undefined;
+  let server: EmbeddedPostgresServer | undefined;
   let report: OutageReport;
 
   beforeAll(async () => {
-    server = await startEmbeddedServer();
-    const db = await createChaosDatabase(server.adminUrl);
+    server = await startEmbeddedPostgres({ prefix: 'durable-chaos-pg-' });
+    const db = await createDatabase(server.adminUrl, { prefix: 'durable_chaos', testClock: true });
     report = await runDatabaseOutage({
       server, databaseUrl: db.url, tasks: 120, tasksAfter: 20, workers: 2, concurrency: 4, leaseMs: 2000, outageMs: 3000, probes: 10,
     });

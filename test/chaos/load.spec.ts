@@ -4,8 +4,8 @@
  * asleep or waiting at once that hold no worker slot and no memory (chaos/load.ts).
  */
 import { runLoad, type LoadReport } from '../../chaos/load.js';
-import { cleanUpWorkers } from '../../chaos/processes.js';
 import { formatLoad } from '../../chaos/report.js';
+import { cleanUpWorkers } from '../../devkit/processes.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 const MB = 1024 * 1024;

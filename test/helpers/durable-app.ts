@@ -1,7 +1,11 @@
 import type { INestApplicationContext, Provider } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import pg from 'pg';
 import { DurableClient, DurableModule, type DurableModuleOptions } from '../../lib/index.js';
+
+// devkit's pool, waiters and test clock, under the names the specs use.
+export { sqlPool } from '../../devkit/databases.js';
+export { advanceTestClock as advanceClock } from '../../devkit/test-clock.js';
+export { eventually, sleep } from '../../devkit/wait.js';
 
 export interface DurableTestApp {
   app: INestApplicationContext;
@@ -28,32 +32,4 @@ export async function startApp(
   moduleRef.useLogger(process.env.DURABLE_TEST_LOGS ? console : false);
   const app = await moduleRef.init();
   return { app, client: app.get(DurableClient), close: () => app.close() };
-}
-
-/** A plain pg pool on the test database, for assertions on the stored rows. */
-export function sqlPool(databaseUrl: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
-  // A database dropped WITH (FORCE) can end an idle connection while the pool is ending.
-  pool.on('error', () => undefined);
-  return pool;
-}
-
-/** Moves the database clock of this test database forward (see the `now()` SQL function). */
-export async function advanceClock(pool: pg.Pool, ms: number, schema = 'durable'): Promise<void> {
-  await pool.query(
-    `insert into "${schema}".test_clock (id, offset_ms) values (true, $1)
-     on conflict (id) do update set offset_ms = "${schema}".test_clock.offset_ms + excluded.offset_ms`,
-    [ms],
-  );
-}
-
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -5,17 +5,14 @@
  *   beforeAll(async () => { db = await createTestDatabase(); });
  *   afterAll(() => db.drop());
  */
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createDatabase, type Database } from '../../devkit/databases.js';
 
-export interface TestDatabase {
-  /** Connection URL of the new database (same host/port/credentials as admin). */
-  url: string;
-  /** Database name, `durable_t_<hex>`. */
-  name: string;
-  /** DROP DATABASE ... WITH (FORCE); idempotent. */
-  drop(): Promise<void>;
-}
+/**
+ * `url`: connection URL of the new database (same host/port/credentials as admin); `name`:
+ * `durable_t_<hex>`; `drop()`: DROP DATABASE ... WITH (FORCE), idempotent.
+ */
+export type TestDatabase = Database;
 
 /** Admin URL of the shared test server (set by test/global-setup.ts). */
 export function adminUrl(): string {
@@ -28,42 +25,41 @@ export function adminUrl(): string {
   return url;
 }
 
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${encodeURIComponent(database)}`;
-  return u.toString();
+/** A fresh database with durable's test clock on. */
+export function createTestDatabase(): Promise<TestDatabase> {
+  return createDatabase(adminUrl(), { prefix: 'durable_t', testClock: true });
 }
 
-async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl() });
-  await client.connect();
+/** Whether the test server refuses a wrong password (the embedded one does; a trust-auth one does not). */
+export async function serverChecksPasswords(): Promise<boolean> {
+  const url = new URL(adminUrl());
+  url.password = 'surely-not-the-password';
+  const client = new pg.Client({ connectionString: url.toString() });
+  client.on('error', () => undefined);
   try {
-    return await fn(client);
-  } finally {
+    await client.connect();
     await client.end();
+    return false;
+  } catch {
+    return true;
   }
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `durable_t_${randomBytes(8).toString('hex')}`;
-  const ident = pg.escapeIdentifier(name);
-  await withAdminClient(async (client) => {
-    await client.query(`CREATE DATABASE ${ident}`);
-    await client.query(`ALTER DATABASE ${ident} SET durable.test_clock = 'on'`);
-  });
+/** Connections durable opened (application_name 'nestjs-durable') to one database. */
+export async function durableConnections(admin: pg.Pool, database: string): Promise<number> {
+  const { rows } = await admin.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'nestjs-durable'`,
+    [database],
+  );
+  return rows[0].n;
+}
 
-  let dropped: Promise<void> | undefined;
-  return {
-    name,
-    url: withDatabase(adminUrl(), name),
-    drop() {
-      dropped ??= withAdminClient(async (client) => {
-        await client.query(`DROP DATABASE IF EXISTS ${ident} WITH (FORCE)`);
-      }).catch((error: unknown) => {
-        dropped = undefined; // allow a retry after a failed drop
-        throw error;
-      });
-      return dropped;
-    },
-  };
+/** Terminates every backend durable opened to one database; resolves with how many it ended. */
+export async function terminateDurableBackends(admin: pg.Pool, database: string): Promise<number> {
+  const { rows } = await admin.query<{ ok: boolean }>(
+    `select pg_terminate_backend(pid) as ok from pg_stat_activity
+     where datname = $1 and application_name = 'nestjs-durable' and pid <> pg_backend_pid()`,
+    [database],
+  );
+  return rows.filter((row) => row.ok).length;
 }

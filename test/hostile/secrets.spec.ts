@@ -17,7 +17,7 @@ import {
 } from '../../lib/index.js';
 import { SEED, settle } from '../fixtures/hostile-values.js';
 import { eventually, sqlPool } from '../helpers/durable-app.js';
-import { adminUrl, createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
+import { adminUrl, createTestDatabase, serverChecksPasswords, type TestDatabase } from '../helpers/test-database.js';
 
 const PASSWORD = 's3cr3t-Hostile/pw:@#%';
 
@@ -61,19 +61,6 @@ function urlWith(password: string, host = '127.0.0.1:1', database = 'durable'): 
   return `postgres://durable:${encodeURIComponent(password)}@${host}/${database}`;
 }
 
-async function serverChecksPasswords(): Promise<boolean> {
-  const url = new URL(adminUrl());
-  url.password = 'surely-not-the-password';
-  const client = new pg.Client({ connectionString: url.toString() });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.end();
-    return false;
-  } catch {
-    return true;
-  }
-}
 const checksPasswords = await serverChecksPasswords();
 
 @DurableTask({ name: 'secrets-task' })

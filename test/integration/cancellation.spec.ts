@@ -9,10 +9,9 @@ import {
   type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
 import { RemoteControl } from '../fixtures/leases-remote-control.js';
-import { advanceClock, eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { advanceClock, eventually, sleep as pause, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Per task: the attempt of each execution, and every step function that ran. */
 const executions = new Map<string, number[]>();

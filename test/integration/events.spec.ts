@@ -14,7 +14,7 @@ import {
   DurableTask, EventTimeoutError, InvalidArgumentError, TaskFailedError,
   type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
-import { advanceClock, eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { advanceClock, eventually, sleep as pause, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 import { installStateLog, runStates, taskStates } from '../fixtures/events-state-log.js';
 
@@ -29,7 +29,6 @@ function mark(ctx: TaskContext, what: string): void {
 }
 const traceOf = (taskId: string) => trace.get(taskId) ?? [];
 const eventName = (label: string) => `${label}-${randomUUID()}`;
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Handlers

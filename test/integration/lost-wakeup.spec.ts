@@ -16,10 +16,9 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { DurableTask, type DurableTaskHandler, type TaskContext } from '../../lib/index.js';
-import { eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { eventually, sleep as pause, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LEASE_MS = 600_000;
 
 async function connect(url: string): Promise<pg.Client> {

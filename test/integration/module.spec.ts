@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Injectable, Module, type DynamicModule, type LoggerService, type Provider } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type pg from 'pg';
@@ -9,16 +6,15 @@ import {
   DurableClient, DurableError, DurableModule, DurableTask, InvalidArgumentError,
   type DurableLogger, type DurableModuleOptions, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
-import { eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
-import { adminUrl, createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
+import { eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { runFixture } from '../helpers/run-fixture.js';
+import { adminUrl, createTestDatabase, durableConnections, type TestDatabase } from '../helpers/test-database.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Nothing listens on port 1: connecting fails at once. */
 const CLOSED_URL = 'postgres://durable:s3cr3t-pw@127.0.0.1:1/nowhere';
 
 const silentNest: LoggerService = { log() {}, error() {}, warn() {}, debug() {}, verbose() {} };
 const silent: DurableLogger = { log() {}, warn() {}, error() {} };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Handlers and services
@@ -166,15 +162,6 @@ function forRoot(options: DurableModuleOptions): DynamicModule {
     ...options,
     worker: options.worker === false ? false : { pollIntervalMs: 200, ...options.worker },
   });
-}
-
-/** Connections durable opened (application_name 'nestjs-durable') to one database. */
-async function durableConnections(admin: pg.Pool, database: string): Promise<number> {
-  const { rows } = await admin.query<{ n: number }>(
-    `select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'nestjs-durable'`,
-    [database],
-  );
-  return rows[0].n;
 }
 
 async function withoutEnvUrl<T>(fn: () => Promise<T>): Promise<T> {
@@ -588,21 +575,14 @@ describe('closing', () => {
   });
 
   it('lets the process exit on its own after app.close() (no timer or socket left)', async () => {
-    const fixture = join(ROOT, 'test', 'fixtures', 'module-exit-app.ts');
     const startedAt = Date.now();
-    const { code, stdout, stderr, closedToExitMs } = await new Promise<{ code: number | null; stdout: string; stderr: string; closedToExitMs: number }>(
-      (resolve) => {
-        let closedAt = 0;
-        let out = '';
-        const child = execFile(join(ROOT, 'node_modules', '.bin', 'tsx'), [fixture, db.url], { cwd: ROOT, timeout: 45_000 }, (_error, stdoutText, stderrText) => {
-          resolve({ code: child.exitCode, stdout: stdoutText, stderr: stderrText, closedToExitMs: closedAt ? Date.now() - closedAt : -1 });
-        });
-        child.stdout!.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-          if (!closedAt && out.includes('"closed":true')) closedAt = Date.now();
-        });
-      },
-    );
+    let closedAt = 0;
+    let out = '';
+    const { code, stdout, stderr } = await runFixture('module-exit-app.ts', [db.url], 45_000, (chunk) => {
+      out += chunk;
+      if (!closedAt && out.includes('"closed":true')) closedAt = Date.now();
+    });
+    const closedToExitMs = closedAt ? Date.now() - closedAt : -1;
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     const report = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
     expect(report).toEqual({ closed: true, result: { slept: true, value: 'v' }, state: 'completed' });

@@ -1,55 +1,23 @@
-import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import type { LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import pg from 'pg';
+import type pg from 'pg';
 import {
-  DatabaseUnavailableError, DurableClient, DurableError, DurableModule, DurableTask,
-  type DurableLogger, type DurableTaskHandler, type TaskContext,
+  DatabaseUnavailableError, DurableClient, DurableError, DurableModule, type DurableLogger,
 } from '../../lib/index.js';
-import { TcpProxy } from '../../chaos/tcp-proxy.js';
-import { eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
-import { adminUrl, createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
-
-async function serverChecksPasswords(): Promise<boolean> {
-  const url = new URL(adminUrl());
-  url.password = 'surely-not-the-password';
-  const client = new pg.Client({ connectionString: url.toString() });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.end();
-    return false;
-  } catch {
-    return true;
-  }
-}
+import { TcpProxy } from '../../devkit/tcp-proxy.js';
+import { expectedResult, SteadyTask } from '../fixtures/steady-task.js';
+import { eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { runFixture } from '../helpers/run-fixture.js';
+import {
+  adminUrl, createTestDatabase, durableConnections, serverChecksPasswords, terminateDurableBackends, type TestDatabase,
+} from '../helpers/test-database.js';
 
 const checksPasswords = await serverChecksPasswords();
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PASSWORD = 's3cr3t-pw';
 /** How long a client call may take to give up on a database that stopped answering. */
 const PARTITION_BOUND_MS = 25_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A handler whose every execution takes a few hundred ms of checkpointed steps. */
-@DurableTask({ name: 'steady', maxAttempts: 50, retry: { kind: 'fixed', delayMs: 100 } })
-class SteadyTask implements DurableTaskHandler<{ i: number }, { i: number; sum: number }> {
-  async run(params: { i: number }, ctx: TaskContext) {
-    let sum = 0;
-    for (let s = 0; s < 5; s++) {
-      sum += await ctx.step(`s${s}`, async () => {
-        await sleep(50);
-        return s;
-      });
-    }
-    return { i: params.i, sum };
-  }
-}
-const expectedResult = (i: number) => ({ i, sum: 0 + 1 + 2 + 3 + 4 });
 
 class CapturingLogger implements DurableLogger, LoggerService {
   readonly lines: string[] = [];
@@ -91,15 +59,6 @@ async function settleWithin<T>(promise: Promise<T>, ms: number) {
 
 /** Everything an error carries (message, stack, cause, own properties), as text. */
 const everythingOf = (error: unknown) => `${String(error)}\n${(error as Error)?.stack ?? ''}\n${inspect(error, { depth: 8, showHidden: true })}`;
-
-async function terminateDurableBackends(admin: pg.Pool, database: string): Promise<number> {
-  const { rows } = await admin.query<{ ok: boolean }>(
-    `select pg_terminate_backend(pid) as ok from pg_stat_activity
-     where datname = $1 and application_name = 'nestjs-durable' and pid <> pg_backend_pid()`,
-    [database],
-  );
-  return rows.filter((row) => row.ok).length;
-}
 
 let admin: pg.Pool;
 beforeAll(() => {
@@ -158,19 +117,11 @@ describe('backends terminated while tasks run', () => {
     await expect(t.client.awaitResult(after.taskId, { timeoutMs: 20_000 })).resolves.toEqual(expectedResult(100));
     await t.close();
     t = undefined;
-    await eventually(async () => {
-      const { rows: left } = await admin.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'nestjs-durable'`, [db.name]);
-      return left[0].n === 0;
-    }, 5000, 'no durable connections after close');
+    await eventually(async () => (await durableConnections(admin, db.name)) === 0, 5000, 'no durable connections after close');
   });
 
   it('in a real process: no unhandledRejection or uncaughtException escapes, and every task completes', async () => {
-    const fixture = join(ROOT, 'test', 'fixtures', 'module-reconnect-child.ts');
-    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = execFile(join(ROOT, 'node_modules', '.bin', 'tsx'), [fixture, db.url, db.name], { cwd: ROOT, timeout: 50_000 }, (_error, out, err) => {
-        resolve({ code: child.exitCode, stdout: out, stderr: err });
-      });
-    });
+    const { code, stdout, stderr } = await runFixture('module-reconnect-child.ts', [db.url, db.name], 50_000);
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     const report = JSON.parse(stdout.trim().split('\n').pop()!) as {
       killed: number; results: unknown[]; afterResult: unknown; escaped: unknown[];

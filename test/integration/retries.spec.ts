@@ -8,7 +8,7 @@ import {
   DurableTask, InvalidArgumentError, TaskNotFoundError, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
 import { RemoteControl } from '../fixtures/leases-remote-control.js';
-import { advanceClock, eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { advanceClock, eventually, sleep as pause, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
@@ -117,7 +117,6 @@ async function retryDelay(pool: pg.Pool, taskId: string, attempt: number) {
   return rows[0] as { delay_ms: number; remaining_ms: number; next_state: string } | undefined;
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Lets the task fail attempt after attempt, moving the database clock to each next attempt's

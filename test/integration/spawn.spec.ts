@@ -5,15 +5,15 @@
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import {
-  DurableTask, InvalidArgumentError, SerializationError,
-  type DurableTaskHandler, type SpawnResult, type TaskContext,
+  InvalidArgumentError, SerializationError,
+  type DurableTaskHandler, type DurableTaskOptions, type SpawnResult, type TaskContext,
 } from '../../lib/index.js';
-import { advanceClock, eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { advanceClock, eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { durableTask } from '../helpers/durable-task.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HOUR = 3_600_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Handler executions by task id. */
 const executions = new Map<string, number>();
@@ -22,6 +22,14 @@ function executed(taskId: string): number {
 }
 function countExecution(ctx: TaskContext): void {
   executions.set(ctx.taskId, executed(ctx.taskId) + 1);
+}
+
+/** A handler that counts its execution and returns `result` (or what `result(ctx)` gives). */
+function countingTask(className: string, options: DurableTaskOptions, result: string | ((ctx: TaskContext) => string)) {
+  return durableTask(className, options, (_params: unknown, ctx: TaskContext) => {
+    countExecution(ctx);
+    return typeof result === 'string' ? result : result(ctx);
+  });
 }
 
 interface Echo {
@@ -42,20 +50,12 @@ function echo(params: unknown, ctx: TaskContext): Echo {
   };
 }
 
-@DurableTask({ name: 'spawn-echo' })
-class EchoTask implements DurableTaskHandler<unknown, Echo> {
-  async run(params: unknown, ctx: TaskContext) {
-    return echo(params, ctx);
-  }
-}
+const EchoTask = durableTask('EchoTask', { name: 'spawn-echo' }, echo);
 
-@DurableTask({ name: 'spawn-waiter' })
-class WaiterTask implements DurableTaskHandler<{ event: string }, unknown> {
-  async run(params: { event: string }, ctx: TaskContext) {
-    countExecution(ctx);
-    return ctx.awaitEvent(params.event);
-  }
-}
+const WaiterTask = durableTask('WaiterTask', { name: 'spawn-waiter' }, (params: { event: string }, ctx: TaskContext) => {
+  countExecution(ctx);
+  return ctx.awaitEvent(params.event);
+});
 
 // ---- names are data ------------------------------------------------------------------------
 const INJECTION = `'; drop table durable.tasks; --`;
@@ -63,92 +63,30 @@ const INJECTION_QUEUE = `q"; drop table durable.runs; --`;
 const UNICODE = 'tâche 😀 名前';
 const UNICODE_QUEUE = 'файл-очередь ✓';
 
-@DurableTask({ name: INJECTION })
-class InjectionNameTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'injection handler';
-  }
-}
-
-@DurableTask({ name: UNICODE })
-class UnicodeNameTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'unicode handler';
-  }
-}
-
-@DurableTask({ name: 'CaseTask' })
-class UpperCaseTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'CaseTask handler';
-  }
-}
-
-@DurableTask({ name: 'casetask' })
-class LowerCaseTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'casetask handler';
-  }
-}
-
-@DurableTask({ name: 'padded ' })
-class PaddedNameTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'padded handler';
-  }
-}
-
-@DurableTask({ name: 'padded' })
-class UnpaddedNameTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'unpadded handler';
-  }
-}
-
-@DurableTask({ name: 'queued', queue: INJECTION_QUEUE })
-class InjectionQueueTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return `injection-queue handler on ${ctx.queue}`;
-  }
-}
-
-@DurableTask({ name: 'queued', queue: UNICODE_QUEUE })
-class UnicodeQueueTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return `unicode-queue handler on ${ctx.queue}`;
-  }
-}
+const InjectionNameTask = countingTask('InjectionNameTask', { name: INJECTION }, 'injection handler');
+const UnicodeNameTask = countingTask('UnicodeNameTask', { name: UNICODE }, 'unicode handler');
+const UpperCaseTask = countingTask('UpperCaseTask', { name: 'CaseTask' }, 'CaseTask handler');
+const LowerCaseTask = countingTask('LowerCaseTask', { name: 'casetask' }, 'casetask handler');
+const PaddedNameTask = countingTask('PaddedNameTask', { name: 'padded ' }, 'padded handler');
+const UnpaddedNameTask = countingTask('UnpaddedNameTask', { name: 'padded' }, 'unpadded handler');
+const InjectionQueueTask = countingTask(
+  'InjectionQueueTask', { name: 'queued', queue: INJECTION_QUEUE }, (ctx) => `injection-queue handler on ${ctx.queue}`,
+);
+const UnicodeQueueTask = countingTask(
+  'UnicodeQueueTask', { name: 'queued', queue: UNICODE_QUEUE }, (ctx) => `unicode-queue handler on ${ctx.queue}`,
+);
 
 // ---- precedence ----------------------------------------------------------------------------
 const PRECEDENCE_QUEUE = 'precedence';
 
-@DurableTask({ name: 'prec-plain' })
-class PrecPlainTask implements DurableTaskHandler<unknown, void> {
-  async run() {}
-}
-
-@DurableTask({
+const PrecPlainTask = durableTask('PrecPlainTask', { name: 'prec-plain' });
+const PrecDecoratedTask = durableTask('PrecDecoratedTask', {
   name: 'prec-decorated',
   maxAttempts: 3,
   retry: { kind: 'fixed', delayMs: 2222 },
   cancellation: { maxDelayMs: 9000 },
-})
-class PrecDecoratedTask implements DurableTaskHandler<unknown, void> {
-  async run() {}
-}
-
-@DurableTask({ name: 'prec-partial', retry: { kind: 'fixed', delayMs: 3333 } })
-class PrecPartialTask implements DurableTaskHandler<unknown, void> {
-  async run() {}
-}
+});
+const PrecPartialTask = durableTask('PrecPartialTask', { name: 'prec-partial', retry: { kind: 'fixed', delayMs: 3333 } });
 
 class UndecoratedTask implements DurableTaskHandler<unknown, void> {
   async run() {}
@@ -540,13 +478,7 @@ describe('spawn (real Postgres)', () => {
 
 // =============================================================================================
 
-@DurableTask({ name: 'spawn-delayed' })
-class DelayedTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'ran';
-  }
-}
+const DelayedTask = countingTask('DelayedTask', { name: 'spawn-delayed' }, 'ran');
 
 describe('spawn with delayMs / runAt (test clock)', () => {
   let db: TestDatabase;
@@ -740,13 +672,7 @@ describe('spawn refuses bad input before writing anything', () => {
 
 // =============================================================================================
 
-@DurableTask({ name: 'spawn-extreme' })
-class ExtremeTask implements DurableTaskHandler<unknown, string> {
-  async run(_params: unknown, ctx: TaskContext) {
-    countExecution(ctx);
-    return 'ran';
-  }
-}
+const ExtremeTask = countingTask('ExtremeTask', { name: 'spawn-extreme' }, 'ran');
 
 /**
  * "Durations are milliseconds and any positive value works", and bad input is refused with a

@@ -10,10 +10,10 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../devkit/ports.js';
 import { eventually } from '../helpers/durable-app.js';
 import { http } from './http.js';
 
@@ -31,7 +31,7 @@ function copyRepository(target: string): void {
   for (const file of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
     cpSync(join(ROOT, file), join(target, file));
   }
-  for (const dir of ['lib', 'migrations']) cpSync(join(ROOT, dir), join(target, dir), { recursive: true });
+  for (const dir of ['lib']) cpSync(join(ROOT, dir), join(target, dir), { recursive: true });
   mkdirSync(join(target, 'sample-app'));
   for (const entry of ['package.json', 'tsconfig.json', 'src']) {
     cpSync(join(ROOT, 'sample-app', entry), join(target, 'sample-app', entry), { recursive: true });
@@ -49,17 +49,6 @@ function copyRepository(target: string): void {
     const isWorkspaceLink = link !== undefined && !resolve(dirname(source), link).startsWith(join(ROOT, 'node_modules'));
     symlinkSync(isWorkspaceLink ? link! : source, join(target, 'node_modules', entry));
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** Pids of processes whose command line mentions `text` (our unique data folder). */
