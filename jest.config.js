@@ -18,6 +18,7 @@ export default {
     '^(\\.{1,2}/.*)\\.js$': '$1',
     // The sample app imports the package by name; its tests run it on the library's source.
     '^nestjs-durable$': '<rootDir>/lib/index.ts',
+    '^nestjs-durable/testing$': '<rootDir>/lib/testing/index.ts',
   },
   transform: {
     '^.+\\.ts$': [

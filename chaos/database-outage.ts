@@ -15,7 +15,7 @@
  *   slot (workers x concurrency).
  */
 import { DurableClient } from '../lib/index.js';
-import type { EmbeddedPostgresServer } from '../devkit/postgres.js';
+import type { EmbeddedPostgresServer } from '../devkit/index.js';
 import { killAllWorkers } from '../devkit/processes.js';
 import { eventually, sleep } from '../devkit/wait.js';
 import { auditStorm, waitForTerminal, type StormReport } from './crash-storm.js';

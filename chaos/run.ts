@@ -16,7 +16,7 @@
  */
 import { createDatabase, withClient } from '../devkit/databases.js';
 import { numberFromEnv as env } from '../devkit/env.js';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../devkit/postgres.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../devkit/index.js';
 import { cleanUpWorkers } from '../devkit/processes.js';
 import { runCrashStorm } from './crash-storm.js';
 import { runDatabaseOutage } from './database-outage.js';

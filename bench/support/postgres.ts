@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../../devkit/postgres.js';
+import { startEmbeddedPostgres } from '../../devkit/index.js';
 import { redactUrl } from '../../devkit/redact.js';
 import { sleep } from '../../devkit/wait.js';
 

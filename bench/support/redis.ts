@@ -7,7 +7,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../devkit/ports.js';
+import { freePort } from '../../devkit/index.js';
 
 export const REDIS_DURABILITY = 'appendonly yes, appendfsync always';
 

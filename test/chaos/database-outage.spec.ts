@@ -9,7 +9,7 @@ import { runDatabaseOutage, type OutageReport } from '../../chaos/database-outag
 import { runLeaseFencing, type FencingReport } from '../../chaos/lease-fencing.js';
 import { formatFencing, formatOutage } from '../../chaos/report.js';
 import { createDatabase } from '../../devkit/databases.js';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../devkit/postgres.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../devkit/index.js';
 import { cleanUpWorkers } from '../../devkit/processes.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 

@@ -131,6 +131,13 @@ describe('worker processes', () => {
       30_000,
       'step 1 of every task',
     );
+    // And at least one of those steps is checkpointed (on a loaded machine the commit can lag
+    // behind the effect): the kill must find committed steps that must not run again.
+    await eventually(
+      async () => (await countRows(p, `select count(*) as n from durable.checkpoints`)) >= 1,
+      30_000,
+      'a committed checkpoint of step 1',
+    );
     process.kill(first.pid, 'SIGKILL');
     await first.exited;
     expect(isRunning(first.pid)).toBe(false);

