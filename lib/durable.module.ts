@@ -7,14 +7,17 @@ import { resolveOptions, type ResolvedOptions } from './engine/options.js';
 import { DurableWorkerMonitor } from './engine/worker/worker-monitor.js';
 import { DurableExplorer } from './nest/durable.explorer.js';
 import { DurableLifecycle } from './nest/durable.lifecycle.js';
+import { DurableWorkerModule } from './nest/durable-worker.module.js';
 
 /**
  * `DurableModule.forRoot(options)` / `forRootAsync({ imports, inject, useFactory })`.
- * Global: `DurableClient` and `DurableWorkerMonitor` can be injected anywhere.
+ * Global: `DurableClient` and `DurableWorkerMonitor` can be injected anywhere. Being global, its
+ * hooks run first on init and last on close (`DurableLifecycle`: handler discovery, then the
+ * connection's close); the worker's run in `DurableWorkerModule`, last on init and first on close.
  */
 @Global()
 @Module({
-  imports: [DiscoveryModule],
+  imports: [DiscoveryModule, DurableWorkerModule],
   providers: [
     // Every option is resolved and checked once, here, before anything connects.
     { provide: DURABLE_RESOLVED_OPTIONS, inject: [DURABLE_MODULE_OPTIONS], useFactory: resolveOptions },
@@ -32,6 +35,7 @@ import { DurableLifecycle } from './nest/durable.lifecycle.js';
     DurableExplorer,
     DurableLifecycle,
   ],
-  exports: [DurableClient, DurableWorkerMonitor],
+  // The last three are internal (their tokens are not exported by the package): DurableWorkerModule needs them.
+  exports: [DurableClient, DurableWorkerMonitor, DURABLE_RESOLVED_OPTIONS, DURABLE_CONNECTION, DurableLifecycle],
 })
 export class DurableModule extends DurableConfigurableModule {}

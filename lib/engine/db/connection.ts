@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Client, ClientConfig, Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
 import type { ConnectionSettings } from '../options.js';
@@ -11,9 +11,12 @@ import { Store } from './store.js';
 
 /**
  * Durable's hold on Postgres: a TypeORM DataSource (its own, or the app's), the store on its
- * pool, and the notifier. Closing it closes only what it opened.
+ * pool, and the notifier on a client of its own. Closing it closes only what it opened, and
+ * nothing durable holds keeps the app from destroying its own DataSource first.
  */
 export class DurableConnection {
+  private closing: Promise<void> | undefined;
+
   private constructor(
     readonly dataSource: DataSource,
     readonly store: Store,
@@ -32,17 +35,66 @@ export class DurableConnection {
       }
       const pool = (dataSource.driver as unknown as { master: Pool }).master;
       const store = new Store(pool, schema, password);
-      return new DurableConnection(dataSource, store, new Notifier(pool, Object.values(store.sql.channels), logger), owned);
+      const notifier = new Notifier(listenClients(dataSource), Object.values(store.sql.channels), logger);
+      return new DurableConnection(dataSource, store, notifier, owned);
     } catch (error) {
       if (owned) await dataSource.destroy().catch(() => undefined);
       throw translateDatabaseError(error, password);
     }
   }
 
-  async close(): Promise<void> {
-    await this.notifier.stop();
-    if (this.owned && this.dataSource.isInitialized) await this.dataSource.destroy();
+  /** Idempotent: a second call waits for the first. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.notifier.stop();
+      if (this.owned && this.dataSource.isInitialized) await this.dataSource.destroy();
+    })();
+    return this.closing;
   }
+}
+
+/** What `listenClients` reads of a postgres DataSource's options (TypeORM's own names). */
+interface PostgresCredentials {
+  url?: string;
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: ClientConfig['password'];
+  database?: string;
+  ssl?: ClientConfig['ssl'];
+  applicationName?: string;
+}
+interface PostgresOptions extends PostgresCredentials {
+  connectTimeoutMS?: number;
+  extra?: Record<string, unknown> & { Client?: new (config: ClientConfig) => Client };
+  replication?: { master: PostgresCredentials };
+}
+
+/**
+ * Makes unconnected clients to the DataSource's (master) database, with the settings TypeORM
+ * gives its own pool (PostgresDriver.createPool): credentials, `connectTimeoutMS`,
+ * `applicationName`, and `extra` (the pg options) last. Only a connect timeout (10 s) and TCP
+ * keep-alive are added when not set: a LISTEN connection is idle, a dead peer would go unseen.
+ */
+function listenClients(dataSource: DataSource): () => Client {
+  const options = dataSource.options as PostgresOptions;
+  const credentials = options.replication?.master ?? options;
+  const { Client: custom, ...extra } = options.extra ?? {};
+  const ClientClass = custom ?? (dataSource.driver as unknown as { postgres: { Client: new (config: ClientConfig) => Client } }).postgres.Client;
+  const config: ClientConfig = {
+    connectionString: credentials.url,
+    host: credentials.host,
+    user: credentials.username,
+    password: credentials.password,
+    database: credentials.database,
+    port: credentials.port,
+    ssl: credentials.ssl,
+    connectionTimeoutMillis: options.connectTimeoutMS ?? 10_000,
+    application_name: options.applicationName ?? credentials.applicationName,
+    keepAlive: true,
+    ...extra,
+  };
+  return () => new ClientClass(config);
 }
 
 async function connect(options: ConnectionSettings, logger: DurableLogger) {
@@ -65,7 +117,7 @@ async function connect(options: ConnectionSettings, logger: DurableLogger) {
   const dataSource = new DataSource({
     type: 'postgres',
     url,
-    poolSize: options.poolSize + 1, // one more for the LISTEN connection
+    poolSize: options.poolSize, // the LISTEN connection is a client of its own, outside the pool
     applicationName: 'nestjs-durable',
     connectTimeoutMS: 10_000,
     // A statement with no answer (a network partition) is abandoned and its connection dropped.

@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Client } from 'pg';
 import { redact } from './database-errors.js';
 import { delay } from '../support/wakeable.js';
 import type { DurableLogger } from '../support/logger.js';
@@ -7,9 +7,11 @@ import type { DurableLogger } from '../support/logger.js';
 export type Notification = { channel: string; payload: string } | undefined;
 
 /**
- * Holds one pooled connection in LISTEN on durable's channels and passes each notification to
- * the listeners. Notifications only make things fast; polling and the fenced writes remain the
- * guarantee, so a lost connection is logged and re-established.
+ * Holds one connection in LISTEN on durable's channels and passes each notification to the
+ * listeners. The connection is a client of its own (`connect` makes a new, unconnected one for
+ * each attempt), never one checked out of a pool: whoever owns a pool can end it at any time
+ * without waiting for durable. Notifications only make things fast; polling and the fenced
+ * writes remain the guarantee, so a lost connection is logged and re-established.
  */
 export class Notifier {
   private hangUp: (() => void) | undefined;
@@ -18,7 +20,7 @@ export class Notifier {
   private readonly listeners = new Set<(notification: Notification) => void>();
 
   constructor(
-    private readonly pool: Pool,
+    private readonly connect: () => Client,
     private readonly channels: string[],
     private readonly logger: DurableLogger,
   ) {}
@@ -29,6 +31,7 @@ export class Notifier {
     return () => this.listeners.delete(listener);
   }
 
+  /** Ends the connection (also one still being made) and stops reconnecting; idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
     this.hangUp?.();
@@ -50,23 +53,27 @@ export class Notifier {
     }
   }
 
-  /** Resolves when the connection ends. */
+  /** Resolves when stopped; rejects when the connection fails or ends. */
   private async listen(): Promise<void> {
-    const client: PoolClient = await this.pool.connect();
+    const client = this.connect();
+    let fail: (error: Error) => void = () => undefined;
+    // Listened to for the client's whole life: an 'error' event nobody listens to kills the process.
+    client.on('error', (error) => fail(error));
     try {
-      if (this.stopping) return;
       await new Promise<void>((resolve, reject) => {
         this.hangUp = resolve;
+        fail = reject;
+        if (this.stopping) return resolve();
         client.on('notification', ({ channel, payload }) => this.emit({ channel, payload: payload ?? '' }));
-        client.on('error', reject);
-        client.on('end', () => resolve());
+        client.on('end', () => reject(new Error('the LISTEN connection ended')));
         const listen = this.channels.map((channel) => `listen "${channel}"`).join('; ');
-        client.query(listen).then(() => this.emit(undefined), reject);
+        client.connect().then(() => client.query(listen)).then(() => this.emit(undefined), reject);
       });
     } finally {
       this.hangUp = undefined;
-      // Destroyed, not returned: a connection in LISTEN must not serve queries.
-      client.release(true);
+      fail = () => undefined;
+      // Also ends a connection still being made (at the latest when its connect timeout fires).
+      await client.end().catch(() => undefined);
     }
   }
 
