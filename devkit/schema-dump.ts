@@ -20,7 +20,7 @@ export async function dumpSchema(pool: pg.Pool | pg.Client, schema = 'durable'):
   const tables = await rows(`
     select c.oid::text as oid, c.relname, coalesce(array_to_string(c.reloptions, ', '), '') as options
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname = $1 and c.relkind = 'r' and c.relname <> 'migrations' order by c.relname`);
+    where n.nspname = $1 and c.relkind = 'r' and c.relname <> 'durable_migrations' order by c.relname`);
   for (const table of tables) {
     const columns = await rows(`
       select a.attname, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull::text as notnull,

@@ -84,6 +84,11 @@ export interface DurableEntities {
  * (dashboards, reports). Add `Object.values(createDurableEntities())` to the DataSource's
  * entities. Read them; change them only through `DurableClient`. Durable's migrations, not
  * TypeORM's synchronize, own these tables.
+ *
+ * Every entity is `synchronize: false`: TypeORM's schema builder (`synchronize: true`,
+ * `schema:sync`, `schema:log`, `migration:generate`) leaves their tables alone. The entities map
+ * columns only, not the keys, indexes and checks durable's migrations made, so a builder that
+ * synchronised them would plan to drop those (the cascades, the idempotency key, the claim index).
  */
 export function createDurableEntities(schema = 'durable'): DurableEntities {
   assertSchemaName(schema);
@@ -94,11 +99,13 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
   const jsonb = { type: 'jsonb' } as const;
   const time = { type: 'timestamp with time zone' } as const;
   const nullable = <T extends object>(column: T) => ({ ...column, nullable: true });
+  const synchronize = false; // see above: durable's migrations own these tables
   return {
     task: new EntitySchema<TaskRow>({
       name: `${schema}.DurableTask`,
       tableName: 'tasks',
       schema,
+      synchronize,
       columns: {
         id: { ...uuid, primary: true },
         queue: text,
@@ -125,6 +132,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
       name: `${schema}.DurableRun`,
       tableName: 'runs',
       schema,
+      synchronize,
       columns: {
         id: { ...uuid, primary: true },
         taskId: { ...uuid, name: 'task_id' },
@@ -145,6 +153,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
       name: `${schema}.DurableCheckpoint`,
       tableName: 'checkpoints',
       schema,
+      synchronize,
       columns: {
         taskId: { ...uuid, name: 'task_id', primary: true },
         name: { ...text, primary: true },
@@ -157,6 +166,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
       name: `${schema}.DurableEvent`,
       tableName: 'events',
       schema,
+      synchronize,
       columns: {
         queue: { ...text, primary: true },
         name: { ...text, primary: true },
@@ -169,6 +179,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
       name: `${schema}.DurableWait`,
       tableName: 'waits',
       schema,
+      synchronize,
       columns: {
         runId: { ...uuid, name: 'run_id', primary: true },
         stepName: { ...text, name: 'step_name', primary: true },

@@ -128,7 +128,7 @@ function expectedStepKeys(names: string[]): string[] {
   });
 }
 
-const TABLES = ['queues', 'tasks', 'runs', 'checkpoints', 'events', 'waits', 'migrations', 'test_clock'];
+const TABLES = ['queues', 'tasks', 'runs', 'checkpoints', 'events', 'waits', 'durable_migrations', 'test_clock'];
 
 // ==================================================================================================
 

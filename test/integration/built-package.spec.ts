@@ -51,17 +51,17 @@ describe('the built package', () => {
 
   it('package.json exports["."] points at files that exist', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-      type: string; main: string; types: string; exports: Record<string, { import: string; types: string }>;
+      type: string; main: string; types: string; exports: Record<string, { default: string; types: string }>;
     };
     expect(pkg.type).toBe('module');
     const entry = pkg.exports['.'];
-    expect(entry.import).toMatch(/\.js$/);
+    expect(entry.default).toMatch(/\.js$/);
     expect(entry.types).toMatch(/\.d\.ts$/);
-    for (const file of [entry.import, entry.types, pkg.main, pkg.types]) {
+    for (const file of [entry.default, entry.types, pkg.main, pkg.types]) {
       expect({ file, exists: existsSync(resolve(ROOT, file)) }).toEqual({ file, exists: true });
     }
     // The migrations the entry re-exports were built too.
-    expect(readFileSync(resolve(ROOT, entry.import), 'utf8')).toMatch(/migrations\/index\.js/);
+    expect(readFileSync(resolve(ROOT, entry.default), 'utf8')).toMatch(/migrations\/index\.js/);
   });
 
   it('resolves by package name to an ESM module with the contract\'s exports', async () => {

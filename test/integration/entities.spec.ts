@@ -49,6 +49,11 @@ describe('TypeORM entities of durable tables', () => {
     }
   });
 
+  it('are left alone by TypeORM\'s schema builder (synchronize: false; test/integration/entities-sync.spec.ts shows why)', () => {
+    for (const entity of Object.values(entities)) expect({ entity: entity.options.name, synchronize: dataSource.getMetadata(entity).synchronize })
+      .toEqual({ entity: entity.options.name, synchronize: false });
+  });
+
   it('read what the client wrote: a task, its runs and its checkpoints, through repositories', async () => {
     const { taskId, runId } = await t.client.spawn(EntityTask, { b: 2, a: 1 }, { headers: { trace: 'x' } });
     await t.client.awaitResult(taskId, { timeoutMs: 10_000 });

@@ -55,7 +55,7 @@ async function catalog(pool: pg.Pool, schema = 'durable') {
 type Catalog = Awaited<ReturnType<typeof catalog>>;
 
 function withoutMigrationsTable(c: Catalog): Catalog {
-  const keep = (row: Record<string, unknown>) => row.table_name !== 'migrations' && row.tablename !== 'migrations';
+  const keep = (row: Record<string, unknown>) => row.table_name !== 'durable_migrations' && row.tablename !== 'durable_migrations';
   return { ...c, tables: c.tables.filter(keep), columns: c.columns.filter(keep), indexes: c.indexes.filter(keep), constraints: c.constraints.filter(keep) };
 }
 
@@ -69,10 +69,11 @@ async function applyFirstMigrations(url: string, count: number): Promise<void> {
     await runner.startTransaction();
     await runner.query('select pg_advisory_xact_lock(hashtext($1))', ['nestjs-durable:migrations:durable']);
     await runner.query(`create schema if not exists "durable"`);
-    await runner.query(`create table if not exists "durable".migrations (name text primary key, applied_at timestamptz not null default now())`);
-    for (const migration of createDurableMigrations('durable').slice(0, count)) {
+    await runner.query(`create table if not exists "durable".durable_migrations (name text primary key, applied_at timestamptz not null default now())`);
+    for (const Migration of createDurableMigrations('durable').slice(0, count)) {
+      const migration = new Migration();
       await migration.up(runner);
-      await runner.query(`insert into "durable".migrations (name) values ($1)`, [migration.name ?? migration.constructor.name]);
+      await runner.query(`insert into "durable".durable_migrations (name) values ($1)`, [migration.name ?? migration.constructor.name]);
     }
     await runner.commitTransaction();
   } finally {
@@ -132,7 +133,7 @@ describe('migrations', () => {
     });
     expect(stamps).toEqual([...stamps].sort((a, b) => a - b));
     expect(new Set(stamps).size).toBe(stamps.length);
-    expect(createDurableMigrations('other_schema').map((migration) => migration.name)).toEqual(MIGRATION_NAMES);
+    expect(createDurableMigrations('other_schema').map((Migration) => new Migration().name)).toEqual(MIGRATION_NAMES);
   });
 
   it('a fresh database and one upgraded from the first migration end with identical schemas, and old data survives', async () => {
@@ -167,7 +168,7 @@ describe('migrations', () => {
     const y = await startApp(upgraded.db.url, [LegacyTask]);
     apps.push(y);
 
-    const applied = await upgraded.sql.query(`select name from durable.migrations order by name`);
+    const applied = await upgraded.sql.query(`select name from durable.durable_migrations order by name`);
     expect(applied.rows.map((row) => row.name)).toEqual([...MIGRATION_NAMES].sort());
     // The pending task of the old release runs on the upgraded schema; the finished one is intact.
     await expect(y.client.awaitResult(oldTask, { timeoutMs: 15_000 })).resolves.toEqual({ n: 12, attempt: 1 });
@@ -196,12 +197,12 @@ describe('migrations', () => {
     for (let count = 1; count < durableMigrations.length; count++) {
       const older = await database();
       await applyFirstMigrations(older.db.url, count);
-      const applied = await older.sql.query(`select name from durable.migrations order by name`);
+      const applied = await older.sql.query(`select name from durable.durable_migrations order by name`);
       expect(applied.rows.map((row) => row.name)).toEqual(MIGRATION_NAMES.slice(0, count).sort());
       const upgraded = await DurableClient.connect({ databaseUrl: older.db.url, logger: silent });
       await upgraded.close();
       expect({ count, catalog: await catalog(older.sql) }).toEqual({ count, catalog: freshCatalog });
-      const all = await older.sql.query(`select name from durable.migrations order by name`);
+      const all = await older.sql.query(`select name from durable.durable_migrations order by name`);
       expect(all.rows.map((row) => row.name)).toEqual([...MIGRATION_NAMES].sort());
     }
   });
@@ -229,7 +230,7 @@ describe('migrations', () => {
     const { taskId } = await t.client.spawn(LegacyTask, { n: 5 });
     await expect(t.client.awaitResult(taskId, { timeoutMs: 15_000 })).resolves.toEqual({ n: 15, attempt: 1 });
     // migrationsRun: false wrote nothing of its own.
-    const tables = await own.sql.query(`select 1 from information_schema.tables where table_schema = 'durable' and table_name = 'migrations'`);
+    const tables = await own.sql.query(`select 1 from information_schema.tables where table_schema = 'durable' and table_name in ('migrations', 'durable_migrations')`);
     expect(tables.rows).toHaveLength(0);
 
     // The same schema as durable's own migrator creates (apart from its bookkeeping table).
@@ -258,7 +259,7 @@ describe('migrations', () => {
     for (const result of started) if (result.status === 'fulfilled') apps.push(result.value);
     expect(started.map((result) => (result.status === 'rejected' ? String(result.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok']);
 
-    const { rows } = await sql.query(`select name, count(*)::int as n from durable.migrations group by name order by name`);
+    const { rows } = await sql.query(`select name, count(*)::int as n from durable.durable_migrations group by name order by name`);
     expect(rows).toEqual([...MIGRATION_NAMES].sort().map((name) => ({ name, n: 1 })));
     const { taskId } = await apps[0].client.spawn(LegacyTask, { n: 7 });
     await expect(apps[1].client.awaitResult(taskId, { timeoutMs: 15_000 })).resolves.toEqual({ n: 21, attempt: 1 });

@@ -1,7 +1,19 @@
 import type { MigrationInterface } from 'typeorm';
+import { assertSchemaName } from '../schema-name.js';
 import { DurableCreateTables1764000000001 } from './0001-create-tables.js';
 import { DurableCreateFunctions1764000000002 } from './0002-create-functions.js';
 import { DurableBatchedWrites1764000000003 } from './0003-batched-writes.js';
+
+/**
+ * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
+ * `new Migration()` (no arguments) and reads the instance's `name`, which ends in the 13-digit
+ * timestamp TypeORM orders by.
+ */
+export interface DurableMigrationClass {
+  new (): MigrationInterface & { readonly name: string };
+  /** The same as the instances' `name`, e.g. `DurableCreateTables1764000000001`. */
+  readonly name: string;
+}
 
 /** Durable's migrations in order, for apps that run them with their own DataSource (schema `durable`). */
 export const durableMigrations = [
@@ -10,7 +22,24 @@ export const durableMigrations = [
   DurableBatchedWrites1764000000003,
 ];
 
-/** The same migrations for another schema. Append-only: released migrations never change. */
-export function createDurableMigrations(schema: string): MigrationInterface[] {
-  return durableMigrations.map((Migration) => new Migration(schema));
+/**
+ * The same migrations for another schema: classes (not instances), each bound to `schema`, so
+ * they go into a TypeORM DataSource's `migrations` array like `durableMigrations`. Their names
+ * are the same for every schema (TypeORM refuses two migrations of one name in one DataSource:
+ * run a second schema's migrations through a DataSource of their own, with a
+ * `migrationsTableName` of their own). Append-only: released migrations never change.
+ */
+export function createDurableMigrations(schema: string): DurableMigrationClass[] {
+  assertSchemaName(schema);
+  return durableMigrations.map((Migration) => {
+    const Base: new (schema: string) => MigrationInterface & { readonly name: string } = Migration;
+    const Bound = class extends Base {
+      constructor() {
+        super(schema);
+      }
+    };
+    // The class keeps its migration's name too, for code that reads `migrationClass.name`.
+    Object.defineProperty(Bound, 'name', { value: Migration.name });
+    return Bound;
+  });
 }
