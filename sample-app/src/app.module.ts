@@ -1,9 +1,12 @@
 import { Logger, Module, ValidationPipe, type DynamicModule, type OnModuleDestroy } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import { DurableModule } from 'nestjs-durable';
-import { SampleDatabase } from './database/sample-database.js';
+import { DataSource } from 'typeorm';
+import { SampleSchema } from './database/sample-schema.js';
 import { DurableErrorFilter } from './durable-error.filter.js';
 import { OrderSettings } from './orders/order-settings.js';
+import { Order } from './orders/order.entity.js';
 import { OrderTask } from './orders/order.task.js';
 import { OrdersController } from './orders/orders.controller.js';
 import { OrdersService } from './orders/orders.service.js';
@@ -23,32 +26,55 @@ export interface AppOptions {
 
 @Module({})
 export class AppModule implements OnModuleDestroy {
-  /** The first of the shutdown hooks: durable's worker drains right after. */
+  /**
+   * Closing drains durable's worker first (it stops claiming and lets running steps finish,
+   * which may still use every service here), then runs the app's onModuleDestroy hooks like this
+   * one, closes the HTTP server, and last TypeOrmModule destroys the DataSource.
+   */
   onModuleDestroy(): void {
-    new Logger('SampleApp').log('Shutting down: the worker stops claiming and lets running steps finish');
+    new Logger('SampleApp').log('Shutting down: the worker has stopped claiming and let running steps finish; closing the database');
   }
 
   static forRoot(options: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
-        DurableModule.forRoot({
-          databaseUrl: options.databaseUrl,
-          worker: {
-            // Short enough that a task of a process killed with -9 is taken over within seconds
-            // of a restart; every checkpoint renews it, and no step here runs for long.
-            leaseMs: 30_000,
-            shutdownTimeoutMs: 10_000,
-            ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
-          },
+        // The app's one DataSource: its repositories and queries, and durable's too.
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: options.databaseUrl,
+          applicationName: 'nestjs-durable-sample-app',
+          entities: [Order],
+          // The tables are created by SampleSchema (durable's by its own migrations), not synchronized.
+          synchronize: false,
+          // An unreachable database fails the start in seconds rather than after 10 retries.
+          retryAttempts: 2,
+          retryDelay: 1000,
+        }),
+        TypeOrmModule.forFeature([Order]),
+        // Durable reuses that DataSource: no second pool, and `spawn(..., { manager })` joins the
+        // app's transactions. It never destroys the DataSource; TypeOrmModule does, at close,
+        // after durable's worker has drained.
+        DurableModule.forRootAsync({
+          inject: [DataSource],
+          useFactory: (dataSource: DataSource) => ({
+            dataSource,
+            worker: {
+              // Short enough that a task of a process killed with -9 is taken over within seconds
+              // of a restart; every checkpoint renews it, and no step here runs for long.
+              leaseMs: 30_000,
+              shutdownTimeoutMs: 10_000,
+              ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+            },
+          }),
         }),
       ],
       controllers: [OrdersController],
       providers: [
         { provide: OrderSettings, useValue: new OrderSettings(options.packTimeoutMs, options.confirmDelayMs, options.failFirstPayment) },
-        { provide: SampleDatabase, useFactory: () => new SampleDatabase(options.databaseUrl) },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },
         { provide: APP_FILTER, useClass: DurableErrorFilter },
+        SampleSchema,
         ActivityLog,
         StockService,
         PaymentService,

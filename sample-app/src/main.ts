@@ -42,9 +42,10 @@ async function bootstrap(): Promise<void> {
       // Startup errors reach the catch below instead of aborting the process.
       { abortOnError: false },
     );
-    // Ctrl-C (SIGINT) or SIGTERM: the app closes (durable's worker stops claiming, lets running
-    // handlers finish, closes its connections), then the process exits with code 0, and the
-    // embedded PostgreSQL, if any, stops as its app process goes.
+    // Ctrl-C (SIGINT) or SIGTERM: the app closes (durable's worker stops claiming and lets
+    // running handlers finish, then TypeOrmModule closes the DataSource that durable shares),
+    // then the process exits with code 0, and the embedded PostgreSQL, if any, stops as its app
+    // process goes.
     app.enableShutdownHooks([], { useProcessExit: true });
     await app.listen(config.port);
 

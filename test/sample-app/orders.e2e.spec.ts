@@ -1,7 +1,8 @@
 /**
- * The sample app end to end: the real AppModule (controllers, validation, the order task, the
- * fake outside systems) on a test database, driven over HTTP with fetch. The library is its
- * source (jest maps 'nestjs-durable' to lib/index.ts), so no build is needed.
+ * The sample app end to end: the real AppModule (TypeORM's DataSource shared with durable,
+ * controllers, validation, the order task, the fake outside systems) on a test database,
+ * driven over HTTP with fetch. The library is its source (jest maps 'nestjs-durable' to
+ * lib/index.ts), so no build is needed.
  */
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
@@ -80,6 +81,11 @@ describe('sample app over HTTP', () => {
 
   async function taskCount(): Promise<number> {
     const { rows } = await sql.query('select count(*)::int as n from durable.tasks');
+    return rows[0].n as number;
+  }
+
+  async function orderRowCount(): Promise<number> {
+    const { rows } = await sql.query('select count(*)::int as n from sample.orders');
     return rows[0].n as number;
   }
 
@@ -177,6 +183,81 @@ describe('sample app over HTTP', () => {
 
     // Without a key, two identical requests are two orders.
     expect(await createOrder()).not.toBe(await createOrder());
+  });
+
+  it('POST /orders inserts the order row and spawns its task in one transaction, under one id', async () => {
+    const id = await createOrder(ORDER, { 'Idempotency-Key': 'row-1' });
+    const row = await sql.query('select id, customer_email, total_cents, item_count from sample.orders where id = $1', [id]);
+    expect(row.rows).toEqual([{ id, customer_email: ORDER.customerEmail, total_cents: TOTAL, item_count: ORDER.items.length }]);
+    const task = await sql.query(
+      `select name, params->>'customerEmail' as customer_email, idempotency_key from durable.tasks where id = $1`, [id],
+    );
+    expect(task.rows).toEqual([{ name: 'order', customer_email: ORDER.customerEmail, idempotency_key: 'orders:row-1' }]);
+    // GET combines the row (through the app's repository) with the task's snapshot.
+    expect((await api('GET', `/orders/${id}`)).body).toMatchObject({
+      id, customerEmail: ORDER.customerEmail, totalCents: TOTAL, items: ORDER.items, state: expect.any(String),
+    });
+    // Every order task has its row and every row its task.
+    const unmatched = await sql.query(
+      `select count(*)::int as n from durable.tasks t full join sample.orders o on o.id = t.id where t.id is null or o.id is null`,
+    );
+    expect(unmatched.rows).toEqual([{ n: 0 }]);
+  });
+
+  it('an order row the database refuses rolls its spawn back: 500, and neither a task nor a row', async () => {
+    const refused = 'refused@example.com';
+    const tasksFor = async () =>
+      (await sql.query(`select count(*)::int as n from durable.tasks where params->>'customerEmail' = $1`, [refused])).rows[0].n as number;
+    const rowsFor = async () =>
+      (await sql.query('select count(*)::int as n from sample.orders where customer_email = $1', [refused])).rows[0].n as number;
+    // The insert of the order row fails after the spawn succeeded, inside the same transaction.
+    await sql.query(`create function sample.refuse_test_order() returns trigger language plpgsql as $$
+      begin raise exception 'orders from % are refused', new.customer_email; end $$`);
+    await sql.query(`create trigger refuse_test_order before insert on sample.orders for each row
+      when (new.customer_email = '${refused}') execute function sample.refuse_test_order()`);
+    try {
+      const tasksBefore = await taskCount();
+      for (const headers of [{}, { 'Idempotency-Key': 'refused-1' }] as Array<Record<string, string>>) {
+        const res = await api('POST', '/orders', { ...ORDER, customerEmail: refused }, headers);
+        expect({ headers, status: res.status }).toEqual({ headers, status: 500 });
+      }
+      expect(await tasksFor()).toBe(0);
+      expect(await rowsFor()).toBe(0);
+      expect(await taskCount()).toBe(tasksBefore);
+    } finally {
+      await sql.query('drop trigger refuse_test_order on sample.orders');
+      await sql.query('drop function sample.refuse_test_order()');
+    }
+    // The rolled-back spawn did not use up the key: once the row is accepted, the retry creates the order.
+    const retried = await api('POST', '/orders', { ...ORDER, customerEmail: refused }, { 'Idempotency-Key': 'refused-1' });
+    expect(retried).toMatchObject({ status: 202, body: { created: true } });
+    expect(await tasksFor()).toBe(1);
+    expect((await sql.query('select id from sample.orders where customer_email = $1', [refused])).rows).toEqual([{ id: retried.body.id }]);
+  });
+
+  it('an Idempotency-Key replay adds neither a task nor an order row', async () => {
+    const first = await api('POST', '/orders', ORDER, { 'Idempotency-Key': 'replay-1' });
+    expect(first).toMatchObject({ status: 202, body: { created: true } });
+    const [tasksBefore, rowsBefore] = [await taskCount(), await orderRowCount()];
+
+    const again = await api('POST', '/orders', ORDER, { 'Idempotency-Key': 'replay-1' });
+    expect(again).toMatchObject({ status: 202, body: { id: first.body.id, created: false } });
+    const burst = await Promise.all(Array.from({ length: 4 }, () => api('POST', '/orders', ORDER, { 'Idempotency-Key': 'replay-1' })));
+    expect(burst.map((res) => [res.status, res.body.id, res.body.created])).toEqual(Array(4).fill([202, first.body.id, false]));
+    expect((await api('POST', '/orders', { ...ORDER, customerEmail: 'bob@example.com' }, { 'Idempotency-Key': 'replay-1' })).status).toBe(422);
+
+    expect(await taskCount()).toBe(tasksBefore);
+    expect(await orderRowCount()).toBe(rowsBefore);
+    expect((await sql.query('select customer_email from sample.orders where id = $1', [first.body.id])).rows).toEqual([
+      { customer_email: ORDER.customerEmail },
+    ]);
+
+    // Concurrent first requests with a new key: one task and one row between them.
+    const concurrent = await Promise.all(Array.from({ length: 5 }, () => api('POST', '/orders', ORDER, { 'Idempotency-Key': 'replay-2' })));
+    expect(new Set(concurrent.map((res) => res.status))).toEqual(new Set([202]));
+    expect(concurrent.filter((res) => res.body.created === true)).toHaveLength(1);
+    expect(await taskCount()).toBe(tasksBefore + 1);
+    expect(await orderRowCount()).toBe(rowsBefore + 1);
   });
 
   it('bad requests get 400 with a message, and nothing is spawned', async () => {

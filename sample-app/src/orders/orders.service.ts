@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { ConflictException, Injectable, Logger, NotFoundException, UnprocessableEntityException } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
 import { DurableClient, type TaskSnapshot, type TaskState } from 'nestjs-durable';
+import { DataSource, type Repository } from 'typeorm';
 import { ActivityLog, type Activity } from '../shop/activity-log.service.js';
 import { PaymentService } from '../shop/payment.service.js';
 import { StockService } from '../shop/stock.service.js';
 import type { CreateOrderDto } from './create-order.dto.js';
 import type { ListOrdersQuery } from './list-orders.query.js';
+import { Order } from './order.entity.js';
 import { OrderTask } from './order.task.js';
 import { ORDER_TASK, orderTotalCents, packedEventName, type OrderParams, type OrderResult } from './order.types.js';
 
@@ -34,12 +37,19 @@ export interface CreatedOrder {
 
 const TERMINAL: TaskState[] = ['completed', 'failed', 'cancelled'];
 
-/** What the HTTP API does, on top of `DurableClient`. */
+type OrderTaskSnapshot = TaskSnapshot<OrderParams, OrderResult>;
+
+/**
+ * What the HTTP API does: the order rows through TypeORM (`sample.orders`), the workflows
+ * through `DurableClient`, both on the one DataSource.
+ */
 @Injectable()
 export class OrdersService {
   private readonly logger = new Logger(OrdersService.name);
 
   constructor(
+    private readonly dataSource: DataSource,
+    @InjectRepository(Order) private readonly orders: Repository<Order>,
     private readonly durable: DurableClient,
     private readonly payments: PaymentService,
     private readonly stock: StockService,
@@ -54,9 +64,25 @@ export class OrdersService {
       ...(dto.failFirstPayment ? { failFirstPayment: true } : {}),
     };
     const requestHash = createHash('sha256').update(JSON.stringify(params)).digest('hex');
-    const { taskId, created } = await this.durable.spawn(OrderTask, params, {
-      headers: { requestHash },
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `orders:${idempotencyKey}` }),
+    // One transaction: the order row and its task commit together or not at all. The spawn
+    // comes first because the row's id is the task's id; if the insert fails, the spawn is
+    // rolled back with it (and an Idempotency-Key stays unused).
+    const { taskId, created } = await this.dataSource.transaction(async (manager) => {
+      const spawned = await this.durable.spawn(OrderTask, params, {
+        manager,
+        headers: { requestHash },
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey: `orders:${idempotencyKey}` }),
+      });
+      // A replayed key returns the existing task, whose order row was written with it.
+      if (spawned.created) {
+        await manager.insert(Order, {
+          id: spawned.taskId,
+          customerEmail: params.customerEmail,
+          totalCents: orderTotalCents(params.items),
+          itemCount: params.items.length,
+        });
+      }
+      return spawned;
     });
     if (!created) {
       // The key was used before: same body, same order; another body is a client bug.
@@ -70,19 +96,20 @@ export class OrdersService {
   }
 
   async get(id: string): Promise<OrderDetail> {
-    const task = await this.find(id);
-    return { ...summarize(task), items: task.params.items, activity: await this.activity.forOrder(id) };
+    const { order, task } = await this.find(id);
+    return { ...summarize(task, order), items: task.params.items, activity: await this.activity.forOrder(id) };
   }
 
   async list(query: ListOrdersQuery): Promise<{ orders: OrderSummary[]; nextCursor: string | null }> {
     const limit = query.limit ?? 20;
+    // Newest first, filtered by state and paged by task id: what durable's task list does.
     const tasks = await this.durable.listTasks({ name: ORDER_TASK, state: query.state, cursor: query.cursor, limit });
-    const orders = (tasks as Array<TaskSnapshot<OrderParams, OrderResult>>).map(summarize);
+    const orders = (tasks as OrderTaskSnapshot[]).map((task) => summarize(task));
     return { orders, nextCursor: orders.length === limit ? orders[orders.length - 1]!.id : null };
   }
 
   async markPacked(id: string): Promise<{ id: string; event: string }> {
-    const task = await this.find(id);
+    const { task } = await this.find(id);
     if (TERMINAL.includes(task.state)) throw new ConflictException(`order ${id} is ${task.state}; nothing to pack`);
     const event = packedEventName(id);
     // An event is a latch: emitted before the order waits for it, it is still received.
@@ -94,7 +121,7 @@ export class OrdersService {
   async cancel(id: string): Promise<OrderDetail> {
     await this.find(id);
     await this.durable.cancel(id); // a no-op on a finished order
-    const task = await this.find(id);
+    const { task } = await this.find(id);
     if (task.state !== 'cancelled') {
       throw new ConflictException(`order ${id} is ${task.state}; only an unfinished order can be cancelled`);
     }
@@ -106,20 +133,23 @@ export class OrdersService {
     return this.get(id);
   }
 
-  private async find(id: string): Promise<TaskSnapshot<OrderParams, OrderResult>> {
-    const task = await this.durable.getTask<OrderParams, OrderResult>(id);
-    if (!task || task.name !== ORDER_TASK) throw new NotFoundException(`order ${id} not found`);
-    return task;
+  /** The order row and its task; 404 without the row. */
+  private async find(id: string): Promise<{ order: Order; task: OrderTaskSnapshot }> {
+    const order = await this.orders.findOneBy({ id });
+    const task = order && (await this.durable.getTask<OrderParams, OrderResult>(id));
+    if (!order || !task || task.name !== ORDER_TASK) throw new NotFoundException(`order ${id} not found`);
+    return { order, task };
   }
 }
 
-function summarize(task: TaskSnapshot<OrderParams, OrderResult>): OrderSummary {
+/** An order's summary: its facts from the order row (or, in lists, the task's params), its progress from the task. */
+function summarize(task: OrderTaskSnapshot, order?: Order): OrderSummary {
   return {
     id: task.taskId,
     state: task.state,
     attempts: task.attempts,
-    customerEmail: task.params.customerEmail,
-    totalCents: orderTotalCents(task.params.items),
+    customerEmail: order?.customerEmail ?? task.params.customerEmail,
+    totalCents: order?.totalCents ?? orderTotalCents(task.params.items),
     ...(task.result === undefined ? {} : { result: task.result }),
     ...(task.error === undefined ? {} : { error: { name: task.error.name, message: task.error.message } }),
     createdAt: task.createdAt.toISOString(),

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type pg from 'pg';
-import { SampleDatabase } from '../database/sample-database.js';
+import { DataSource, type EntityManager } from 'typeorm';
 
 /** One call made to an outside system on behalf of an order. */
 export interface Activity {
@@ -15,16 +14,17 @@ export interface Activity {
  */
 @Injectable()
 export class ActivityLog {
-  constructor(private readonly database: SampleDatabase) {}
+  constructor(private readonly dataSource: DataSource) {}
 
-  async record(client: pg.PoolClient, orderId: string, action: string, detail: Record<string, unknown>): Promise<void> {
-    await client.query('insert into sample.activity (order_id, action, detail) values ($1, $2, $3)', [
+  /** `manager`: the transaction of the call being recorded. */
+  async record(manager: EntityManager, orderId: string, action: string, detail: Record<string, unknown>): Promise<void> {
+    await manager.query('insert into sample.activity (order_id, action, detail) values ($1, $2, $3)', [
       orderId, action, JSON.stringify(detail),
     ]);
   }
 
   async forOrder(orderId: string): Promise<Activity[]> {
-    const { rows } = await this.database.query<{ at: Date; action: string; detail: Record<string, unknown> }>(
+    const rows: Array<{ at: Date; action: string; detail: Record<string, unknown> }> = await this.dataSource.query(
       'select at, action, detail from sample.activity where order_id = $1 order by id',
       [orderId],
     );

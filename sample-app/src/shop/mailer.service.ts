@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { SampleDatabase } from '../database/sample-database.js';
+import { DataSource } from 'typeorm';
 import { ActivityLog } from './activity-log.service.js';
 
 export interface Email {
@@ -15,22 +15,22 @@ export class MailerService {
   private readonly logger = new Logger(MailerService.name);
 
   constructor(
-    private readonly database: SampleDatabase,
+    private readonly dataSource: DataSource,
     private readonly activity: ActivityLog,
   ) {}
 
   async send(email: Email): Promise<{ messageId: string }> {
-    return this.database.transaction(async (client) => {
-      await client.query(
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query(
         `insert into sample.emails (idempotency_key, order_id, recipient, subject)
          values ($1, $2, $3, $4) on conflict (idempotency_key) do nothing`,
         [email.idempotencyKey, email.orderId, email.to, email.subject],
       );
-      const { rows } = await client.query<{ id: string }>('select id from sample.emails where idempotency_key = $1', [
+      const [sent]: Array<{ id: string }> = await manager.query('select id from sample.emails where idempotency_key = $1', [
         email.idempotencyKey,
       ]);
-      const messageId = `msg_${rows[0]!.id}`;
-      await this.activity.record(client, email.orderId, 'email.send', { messageId, to: email.to, subject: email.subject });
+      const messageId = `msg_${sent.id}`;
+      await this.activity.record(manager, email.orderId, 'email.send', { messageId, to: email.to, subject: email.subject });
       this.logger.log(`order ${email.orderId}: "${email.subject}" sent to ${email.to} (${messageId})`);
       return { messageId };
     });

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { SampleDatabase } from '../database/sample-database.js';
+import { DataSource } from 'typeorm';
 import { ActivityLog } from './activity-log.service.js';
 
 export interface ChargeRequest {
@@ -40,24 +40,23 @@ export class PaymentService {
   private readonly logger = new Logger(PaymentService.name);
 
   constructor(
-    private readonly database: SampleDatabase,
+    private readonly dataSource: DataSource,
     private readonly activity: ActivityLog,
   ) {}
 
   async charge(request: ChargeRequest): Promise<Charge> {
-    const charge = await this.database.transaction(async (client) => {
-      const inserted = await client.query<{ id: string }>(
+    const charge = await this.dataSource.transaction(async (manager) => {
+      const inserted: Array<{ id: string }> = await manager.query(
         `insert into sample.payments (idempotency_key, order_id, amount_cents, state)
          values ($1, $2, $3, 'charged') on conflict (idempotency_key) do nothing returning id`,
         [request.idempotencyKey, request.orderId, request.amountCents],
       );
-      const { rows } = await client.query<{ id: string; state: string; amount_cents: number }>(
+      const [payment]: Array<{ id: string; state: string; amount_cents: number }> = await manager.query(
         'select id, state, amount_cents from sample.payments where idempotency_key = $1',
         [request.idempotencyKey],
       );
-      const payment = rows[0]!;
-      const outcome = inserted.rowCount === 1 ? 'charged' : payment.state === 'voided' ? 'refused (voided)' : 'replayed';
-      await this.activity.record(client, request.orderId, 'payment.charge', {
+      const outcome = inserted.length === 1 ? 'charged' : payment.state === 'voided' ? 'refused (voided)' : 'replayed';
+      await this.activity.record(manager, request.orderId, 'payment.charge', {
         outcome, paymentId: `pay_${payment.id}`, amountCents: payment.amount_cents,
         ...(request.loseResponse ? { simulated: 'response lost' } : {}),
       });
@@ -77,21 +76,20 @@ export class PaymentService {
 
   /** Refunds the charge made with this key; with no charge yet, voids the key instead. */
   async refund(idempotencyKey: string, orderId: string): Promise<Refund> {
-    return this.database.transaction(async (client) => {
-      await client.query(
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query(
         `insert into sample.payments (idempotency_key, order_id, amount_cents, state, refunded_at)
          values ($1, $2, 0, 'voided', now())
          on conflict (idempotency_key) do update set state = 'refunded', refunded_at = now()
          where sample.payments.state = 'charged'`,
         [idempotencyKey, orderId],
       );
-      const { rows } = await client.query<{ id: string; state: 'refunded' | 'voided' }>(
+      const [payment]: Array<{ id: string; state: 'refunded' | 'voided' }> = await manager.query(
         'select id, state from sample.payments where idempotency_key = $1',
         [idempotencyKey],
       );
-      const payment = rows[0]!;
       const refund: Refund = { paymentId: payment.state === 'voided' ? null : `pay_${payment.id}`, state: payment.state };
-      await this.activity.record(client, orderId, 'payment.refund', { ...refund });
+      await this.activity.record(manager, orderId, 'payment.refund', { ...refund });
       this.logger.log(`order ${orderId}: payment ${refund.state}`);
       return refund;
     });
