@@ -3,6 +3,7 @@ import type { StormReport } from './crash-storm.js';
 import type { OutageReport } from './database-outage.js';
 import type { FencingReport } from './lease-fencing.js';
 import { mb, type LoadReport } from './load.js';
+import type { ContentionReport } from './spawn-contention.js';
 
 export function markdownTable(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))];
@@ -76,6 +77,20 @@ export function formatLoad(report: LoadReport): string {
       ['worker', 'suspended by it', 'handlers executing', 'worker in-flight', 'live heap before', 'after', 'RSS before', 'after'],
       suspended.workers.map((w) => [w.pid, w.suspendedHere, w.executing, w.workerInFlight ?? 'n/a', mb(w.before.heapUsed), mb(w.after.heapUsed),
         mb(w.before.rss), mb(w.after.rss)]),
+    ),
+  ].join('\n\n');
+}
+
+export function formatContention(report: ContentionReport): string {
+  return [
+    markdownTable(
+      ['unrelated spawns', 'failed', 'lost', 'p50', 'p99', 'max latency', 'duration'],
+      [[report.spawns, report.failed, report.lost, `${report.p50Ms} ms`, `${report.p99Ms} ms`, `${report.maxMs} ms`, seconds(report.durationMs)]],
+    ),
+    markdownTable(
+      ['holds (rolled back)', 'colliding spawns', 'waited for their holder', 'failed', 'wrong outcomes', 'slowest after its holder ended'],
+      [[`${report.holds} (${report.rolledBack})`, report.colliding, report.waited, report.collidingFailed, report.wrongOutcomes,
+        `${report.maxAfterHolderMs} ms`]],
     ),
   ].join('\n\n');
 }

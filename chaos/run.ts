@@ -5,13 +5,15 @@
  *   1. crash storm: worker processes SIGKILLed one after another while thousands of tasks run;
  *   2. the database goes away: the server stopped and started mid-run; a worker cut off past its
  *      lease is fenced off;
- *   3. load and memory: a burst of tasks through two workers, and thousands of suspended tasks.
+ *   3. load and memory: a burst of tasks through two workers, and thousands of suspended tasks;
+ *   4. spawns held open: app transactions hold spawns (keys, new queues) while plain spawns go on.
  *
- * Parts 1 and 3 run on an embedded PostgreSQL this script starts (or on the server of
+ * Parts 1, 3 and 4 run on an embedded PostgreSQL this script starts (or on the server of
  * CHAOS_DATABASE_URL, an admin URL allowed to CREATE DATABASE); part 2 always starts a dedicated
  * embedded server, since it stops it. Sizes come from the environment:
  *   CHAOS_TASKS (3000), CHAOS_WORKERS (4), CHAOS_KILLS (30), CHAOS_KILL_INTERVAL_MS (300),
- *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_SEED, CHAOS_PARTS ("1,2,3").
+ *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_CONTENTION_MS (20000), CHAOS_SEED,
+ *   CHAOS_PARTS ("1,2,3,4").
  * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain.
  */
 import { createDatabase, withClient } from '../devkit/databases.js';
@@ -22,9 +24,10 @@ import { runCrashStorm } from './crash-storm.js';
 import { runDatabaseOutage } from './database-outage.js';
 import { runLeaseFencing } from './lease-fencing.js';
 import { runLoad } from './load.js';
-import { formatFencing, formatLoad, formatOutage, formatStorm } from './report.js';
+import { formatContention, formatFencing, formatLoad, formatOutage, formatStorm } from './report.js';
+import { runSpawnContention } from './spawn-contention.js';
 
-const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3').split(',').map((part) => part.trim()));
+const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4').split(',').map((part) => part.trim()));
 const servers: EmbeddedPostgresServer[] = [];
 /** A fresh database for one part, with the test clock on (the load run moves it forward). */
 const chaosDatabase = (adminUrl: string) => createDatabase(adminUrl, { prefix: 'durable_chaos', testClock: true });
@@ -67,7 +70,7 @@ async function mainServer(): Promise<string> {
 async function main(): Promise<void> {
   const started = Date.now();
   console.log('# nestjs-durable chaos suite');
-  const adminUrl = parts.has('1') || parts.has('2') || parts.has('3') ? await mainServer() : '';
+  const adminUrl = ['1', '2', '3', '4'].some((part) => parts.has(part)) ? await mainServer() : '';
 
   if (parts.has('1')) {
     const db = await chaosDatabase(adminUrl);
@@ -106,6 +109,15 @@ async function main(): Promise<void> {
     console.log(`\n3. load and memory: a burst of ${options.tasks} tasks through 2 worker processes (concurrency ${options.concurrency}), then ${options.suspended} tasks asleep or waiting at once`);
     const report = await runLoad(options);
     section('3. Load and memory', formatLoad(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('4')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = { databaseUrl: db.url, durationMs: env('CHAOS_CONTENTION_MS', 20_000), holders: 8, minHoldMs: 1500, callers: 20, collisions: 3, log };
+    console.log(`\n4. spawns held open: ${options.holders} app transactions at a time hold a spawn (its key, or a new queue) for ${options.minHoldMs}-${2 * options.minHoldMs} ms with ${options.collisions} plain spawns colliding with each, while ${options.callers} callers spawn unrelated tasks, for ${options.durationMs / 1000} s`);
+    const report = await runSpawnContention(options);
+    section('4. Spawns held open', formatContention(report), report.violations);
     await db.drop();
   }
 

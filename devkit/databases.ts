@@ -46,7 +46,10 @@ export interface CreateDatabaseOptions {
   name?: string;
   /** Default 'durable'. */
   prefix?: string;
-  /** Turns durable's test clock on for the database (see devkit/test-clock.ts); default false. */
+  /**
+   * Marks the database as a test database (`durable.test_clock = 'on'`); the test clock itself is
+   * installed in the schema, after its migrations, by devkit/test-clock.ts. Default false.
+   */
   testClock?: boolean;
   /** Drops a database of the same name first; default false. */
   replace?: boolean;

@@ -3,10 +3,20 @@ import type pg from 'pg';
 import { buildStatements } from '../lib/engine/sql/statements.js';
 
 /**
- * Moves the clock of durable's SQL (its `now()` function) forward by `ms`. Works on a database
- * created with the test clock on (devkit/databases.ts `createDatabase({ testClock: true })`).
+ * Makes the clock of durable's SQL (its `now()` function) a test clock, which `advanceTestClock`
+ * moves. Once the migrations ran (a production schema's `now()` is the plain clock); idempotent.
+ */
+export async function installTestClock(pool: pg.Pool, schema = 'durable'): Promise<void> {
+  const { text, values } = buildStatements(schema).installTestClock();
+  await pool.query(text, values);
+}
+
+/**
+ * Moves the clock of durable's SQL (its `now()` function) forward by `ms`, installing the test
+ * clock first (see `installTestClock`). Call it after the app applied the migrations.
  */
 export async function advanceTestClock(pool: pg.Pool, ms: number, schema = 'durable'): Promise<void> {
+  await installTestClock(pool, schema);
   const { text, values } = buildStatements(schema).advanceTestClock(ms);
   await pool.query(text, values);
 }

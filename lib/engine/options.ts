@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DataSource } from 'typeorm';
 import { InvalidArgumentError } from '../errors/invalid-argument.error.js';
@@ -33,6 +34,8 @@ export interface WorkerSettings {
   workerId: string;
   unknownTaskDelayMs: number;
   maxPayloadBytes: number;
+  /** The cap on the bytes of all checkpoints of one task (the module's `maxCheckpointBytesPerTask`). */
+  maxCheckpointBytesPerTask: number;
 }
 
 /** Every option with its default filled in and checked: resolved once, before anything connects. */
@@ -46,7 +49,9 @@ export interface ResolvedOptions {
 /** Fills in the documented defaults and refuses bad values, naming the option. */
 export function resolveOptions(options: DurableModuleOptions): ResolvedOptions {
   const client = resolveClientSettings(options);
-  const worker = options.worker === false ? false : resolveWorkerSettings(options.worker ?? {}, client);
+  const maxCheckpointBytesPerTask = options.maxCheckpointBytesPerTask ?? 256 * 1024 * 1024;
+  assertPositiveInteger(maxCheckpointBytesPerTask, 'maxCheckpointBytesPerTask');
+  const worker = options.worker === false ? false : resolveWorkerSettings(options.worker ?? {}, client, maxCheckpointBytesPerTask);
   const connection: ConnectionSettings = {
     databaseUrl: options.databaseUrl,
     dataSource: options.dataSource,
@@ -73,16 +78,22 @@ function resolveClientSettings(options: DurableModuleOptions): ClientSettings {
   return settings;
 }
 
-function resolveWorkerSettings(options: NonNullable<DurableModuleOptions['worker']> & object, client: ClientSettings): WorkerSettings {
+function resolveWorkerSettings(
+  options: NonNullable<DurableModuleOptions['worker']> & object,
+  client: ClientSettings,
+  maxCheckpointBytesPerTask: number,
+): WorkerSettings {
   const resolved: WorkerSettings = {
     queues: options.queues ?? [client.queue],
     concurrency: options.concurrency ?? 10,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     leaseMs: options.leaseMs ?? 120_000,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
-    workerId: options.workerId ?? `${hostname()}:${process.pid}`,
+    // The random part tells processes apart where hostname:pid does not (containers run as pid 1).
+    workerId: options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     unknownTaskDelayMs: options.unknownTaskDelayMs ?? 15_000,
     maxPayloadBytes: client.maxPayloadBytes,
+    maxCheckpointBytesPerTask,
   };
   if (!Array.isArray(resolved.queues) || resolved.queues.length === 0) {
     throw new InvalidArgumentError('worker.queues must be a non-empty array of queue names');

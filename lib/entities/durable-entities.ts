@@ -40,6 +40,8 @@ export interface RunRow {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Bumped by every claim of the run: which execution may write for it. */
+  claimEpoch: number;
 }
 
 /** A row of `<schema>.checkpoints`. */
@@ -147,6 +149,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         createdAt: { ...time, name: 'created_at' },
         startedAt: { ...nullable(time), name: 'started_at' },
         finishedAt: { ...nullable(time), name: 'finished_at' },
+        claimEpoch: { ...integer, name: 'claim_epoch' },
       },
     }),
     checkpoint: new EntitySchema<CheckpointRow>({

@@ -10,9 +10,19 @@ export interface WorkerOptions {
   pollIntervalMs?: number;
   /** A claimed run's lease, renewed by checkpoints and heartbeats. @default 120000 */
   leaseMs?: number;
-  /** How long `app.close()` waits for in-flight handlers. @default 30000 */
+  /**
+   * How long `app.close()` waits for in-flight handlers. Then each handler still running is
+   * stopped (its next ctx call throws; nothing more of it is recorded): the run of one that is
+   * not inside a step's function or a ctx call is put back at once without using an attempt;
+   * the run of one inside a step keeps its lease until it expires, which counts as a failed
+   * attempt (`LeaseExpired`), and that step runs again in the next attempt. @default 30000
+   */
   shutdownTimeoutMs?: number;
-  /** Recorded on the runs it claims. @default `hostname:pid` */
+  /**
+   * Recorded on the runs it claims; must be unique per process (a worker puts back the runs
+   * recorded under its id that it is not executing, after a claim whose answer was lost).
+   * @default `hostname:pid:<8 random hex digits>`, new for each start
+   */
   workerId?: string;
   /** How long a task with no handler in this process is put back for. @default 15000 */
   unknownTaskDelayMs?: number;
@@ -35,11 +45,24 @@ export interface DurableModuleOptions {
   defaults?: TaskPolicyOptions;
   /** Largest params, payload, headers or step result, in bytes of JSON. @default 16777216 (16 MiB) */
   maxPayloadBytes?: number;
+  /**
+   * Largest total of all checkpoints of one task, in bytes of JSON (every claim of a task reads
+   * them all back, so it must stay far below Postgres's 1 GB and V8's ~512 MB string limits). A
+   * step whose checkpoint would go over it fails its task with a `SerializationError` (no retry).
+   * Sleeps, event payloads and emits count too, but are not refused. @default 268435456 (256 MiB)
+   */
+  maxCheckpointBytesPerTask?: number;
   /** Connections in durable's own pool (plus one for LISTEN). @default 10 */
   poolSize?: number;
   /**
-   * A statement of durable's own pool with no answer after this long is abandoned, its
-   * connection dropped, and the call rejects with `DatabaseUnavailableError`. @default 20000
+   * How long one of durable's statements may take. On durable's own connections (`databaseUrl`)
+   * PostgreSQL cancels a statement that runs longer (`statement_timeout`) or waits longer than
+   * half of it for a lock held by another transaction (`lock_timeout`): it is rolled back and
+   * the call rejects with `DatabaseTimeoutError` (nothing written, safe to retry). A statement
+   * the server does not answer at all (a network partition) is given up on a margin later
+   * (a tenth, 1 to 5 s): the call rejects with `OutcomeUnknownError`, as it may have committed.
+   * With `dataSource`, only that client-side limit applies; the server-side timeouts are those
+   * of your DataSource. Inside your transaction (`manager`), your settings apply. @default 20000
    */
   queryTimeoutMs?: number;
 }

@@ -40,11 +40,19 @@ export interface AwaitResultOptions {
   timeoutMs?: number;
 }
 
+/**
+ * What `cleanup` deletes: terminal tasks (with their runs, checkpoints and waits), and events.
+ * Events are deleted when nothing needs them: a placeholder (a name awaited but never emitted)
+ * as soon as no wait refers to it, and an emitted event once it was emitted at least
+ * `olderThanMs` ago. An emitted event is a latch: after it is deleted, a task that awaits the
+ * same name waits for a new emit (or its timeout). Choose `olderThanMs` longer than any task
+ * may take to reach its `awaitEvent` of that name after the emit.
+ */
 export interface CleanupOptions {
   /** @default every queue */
   queue?: string;
-  /** Delete terminal tasks that became terminal at least this long ago. */
+  /** Delete tasks that became terminal, and events emitted, at least this long ago. */
   olderThanMs: number;
-  /** @default 1000 */
+  /** The most tasks, and the most events, deleted by one call. @default 1000 */
   limit?: number;
 }

@@ -23,8 +23,9 @@ export interface AppWithDurable {
 }
 
 /**
- * A fresh database for one test file, with durable's test clock on: `advanceClock` jumps over
- * sleeps and timeouts, `drain` runs the app's worker until nothing is left to do now.
+ * A fresh database for one test file, marked as a test database (`durable.test_clock = 'on'`):
+ * `advanceClock` installs durable's test clock and jumps over sleeps and timeouts, `drain` runs
+ * the app's worker until nothing is left to do now.
  */
 export class DurableTestDatabase {
   private readonly pool: pg.Pool;
@@ -62,11 +63,16 @@ export class DurableTestDatabase {
     return new DurableTestDatabase(url.toString(), serverUrl, name, options.schema ?? 'durable', server);
   }
 
-  /** Moves durable's clock forward by `ms` and wakes the workers, so due sleeps and timeouts run. */
+  /**
+   * Moves durable's clock forward by `ms` and wakes the workers, so due sleeps and timeouts run.
+   * The first call installs the test clock in the schema (after the app applied the
+   * migrations: a production schema's clock is the plain one).
+   */
   async advanceClock(ms: number): Promise<void> {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
       throw new InvalidArgumentError(`advanceClock takes a finite number of milliseconds >= 0, got ${String(ms)}`);
     }
+    await this.run(this.sql.installTestClock());
     await this.run(this.sql.advanceTestClock(ms));
     await this.run(this.sql.wakeAllQueues());
   }

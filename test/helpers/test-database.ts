@@ -25,7 +25,7 @@ export function adminUrl(): string {
   return url;
 }
 
-/** A fresh database with durable's test clock on. */
+/** A fresh database marked for durable's test clock (installed by the first advanceClock, after the migrations). */
 export function createTestDatabase(): Promise<TestDatabase> {
   return createDatabase(adminUrl(), { prefix: 'durable_t', testClock: true });
 }

@@ -4,6 +4,10 @@
  * chain and every log line are free of the database password, in plain or percent-encoded form;
  * the error is a DurableError subclass whose message says what to fix.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as tcpConnect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import type { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -16,7 +20,7 @@ import {
   type DurableLogger, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
 import { SEED, settle } from '../fixtures/hostile-values.js';
-import { eventually, sqlPool } from '../helpers/durable-app.js';
+import { eventually, sleep, sqlPool } from '../helpers/durable-app.js';
 import { adminUrl, createTestDatabase, serverChecksPasswords, type TestDatabase } from '../helpers/test-database.js';
 
 const PASSWORD = 's3cr3t-Hostile/pw:@#%';
@@ -243,5 +247,93 @@ describe('connection failures never reveal the password', () => {
     }
     expectNoSecret(logger.lines.join('\n'), rolePassword, 'the log');
     expectNoSecret(logger.lines.join('\n'), 'an0ther-s3cr3t', 'the log');
+  });
+});
+
+// ==================================================================================================
+
+/** A unix socket `<dir>/.s.PGSQL.<port>` that forwards to the test server over TCP (which has no socket of its own). */
+async function socketTo(url: string): Promise<{ dir: string; port: number; close(): Promise<void> }> {
+  const target = new URL(url);
+  const dir = mkdtempSync(join(tmpdir(), 'durable-socket-'));
+  const port = Number(target.port);
+  const server: Server = createServer((down) => {
+    const up = tcpConnect(port, target.hostname);
+    down.pipe(up).pipe(down);
+    const cut = () => {
+      down.destroy();
+      up.destroy();
+    };
+    down.on('error', cut).on('close', cut);
+    up.on('error', cut).on('close', cut);
+  });
+  await new Promise<void>((resolve) => server.listen(join(dir, `.s.PGSQL.${port}`), resolve));
+  return {
+    dir, port,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('connection strings pg accepts are accepted (issue 13, item 7)', () => {
+  let db: TestDatabase;
+  let socket: Awaited<ReturnType<typeof socketTo>>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    socket = await socketTo(db.url);
+  });
+  afterAll(async () => {
+    await socket?.close();
+    await db?.drop();
+  });
+
+  /** postgres://user:password@/database?host=<socket dir>&port=<port>: no host in the authority. */
+  function socketUrl(password?: string): string {
+    const url = new URL(db.url);
+    const credentials = `${url.username}${password === undefined ? '' : `:${encodeURIComponent(password)}`}`;
+    return `postgres://${credentials}@/${url.pathname.slice(1)}?host=${socket.dir}&port=${socket.port}`;
+  }
+
+  it('a unix-socket URL with no host (postgres://u:p@/db?host=/dir): the app starts, its worker (LISTEN included) runs a task', async () => {
+    const url = new URL(db.url);
+    const logger = new CapturingLogger();
+    const moduleRef = await Test.createTestingModule({
+      imports: [DurableModule.forRoot({ databaseUrl: socketUrl(decodeURIComponent(url.password)), worker: { pollIntervalMs: 60_000 } })],
+      providers: [SecretsTask],
+    }).setLogger(logger).compile();
+    const app = await moduleRef.init();
+    try {
+      const client = app.get(DurableClient);
+      await sleep(300); // the worker's first claim found nothing: only a notification starts the task in time
+      const { taskId } = await client.spawn(SecretsTask, {});
+      await expect(client.awaitResult(taskId, { timeoutMs: 15_000 })).resolves.toBe(taskId);
+    } finally {
+      await app.close();
+    }
+    expect(logger.lines.join('\n')).not.toMatch(/LISTEN connection failed/);
+  });
+
+  it('a socket directory where nothing listens: DatabaseUnavailableError, without the password', async () => {
+    const databaseUrl = `postgres://durable:${encodeURIComponent(PASSWORD)}@/durable?host=${join(socket.dir, 'nothing-here')}`;
+    const logger = new CapturingLogger();
+    const result = await settle(() => DurableClient.connect({ databaseUrl, logger }));
+    if (result.ok) await result.value.close();
+    expect(result.ok).toBe(false);
+    const error = (result as { error: Error }).error;
+    expect(error).toBeInstanceOf(DatabaseUnavailableError);
+    expectNoSecret(everythingOf(error), PASSWORD, 'the error');
+    expectNoSecret(logger.lines.join('\n'), PASSWORD, 'the log');
+  });
+
+  it('a password in the query (?password=) is kept out of messages too', async () => {
+    const secret = 'Qu3ry-s3cr3t/pw';
+    const databaseUrl = `postgres://durable@127.0.0.1:1/durable?password=${encodeURIComponent(secret)}&application_name=${encodeURIComponent(secret)}`;
+    const logger = new CapturingLogger();
+    const result = await settle(() => DurableClient.connect({ databaseUrl, logger }));
+    if (result.ok) await result.value.close();
+    expect((result as { error: Error }).error).toBeInstanceOf(DatabaseUnavailableError);
+    expectNoSecret(everythingOf((result as { error: Error }).error), secret, 'the error');
   });
 });

@@ -79,7 +79,8 @@ describe('await_event and emit_event interleavings (SQL functions on two connect
 
   function awaitEventSql(client: pg.Client | pg.Pool, run: { taskId: string; runId: string }, queue: string, event: string) {
     return client.query<{ outcome: string; value: unknown }>(
-      `select * from durable.await_event($1, $2, 'w1', $3, $4, $5, null, 1, $6)`,
+      // Each run is claimed once (spawnAndClaim): its claim epoch is 1.
+      `select * from durable.await_event($1, $2, 'w1', 1, $3, $4, $5, null, 1, $6)`,
       [run.taskId, run.runId, queue, event, `event:${event}`, LEASE_MS],
     );
   }

@@ -26,22 +26,29 @@ describe('resolveOptions defaults', () => {
       leaseMs: 120_000,
       shutdownTimeoutMs: 30_000,
       unknownTaskDelayMs: 15_000,
-      workerId: `${hostname()}:${process.pid}`,
+      workerId: expect.stringMatching(new RegExp(`^${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${process.pid}:[0-9a-f]{8}$`)) as string,
       maxPayloadBytes: 16 * 1024 * 1024,
+      maxCheckpointBytesPerTask: 256 * 1024 * 1024,
     } satisfies WorkerSettings);
+  });
+
+  it('gives each start a worker id of its own by default (hostname:pid:random)', () => {
+    const ids = new Set(Array.from({ length: 20 }, () => (resolveOptions({}).worker as WorkerSettings).workerId));
+    expect(ids.size).toBe(20);
+    for (const id of ids) expect(id.startsWith(`${hostname()}:${process.pid}:`)).toBe(true);
   });
 
   it('keeps the given values', () => {
     const resolved = resolveOptions({
       databaseUrl: 'postgres://x', schema: 'jobs', queue: 'mail', migrationsRun: false, poolSize: 3,
-      queryTimeoutMs: 5, maxPayloadBytes: 1024, defaults: { maxAttempts: 2 },
+      queryTimeoutMs: 5, maxPayloadBytes: 1024, maxCheckpointBytesPerTask: 4096, defaults: { maxAttempts: 2 },
       worker: { queues: ['a', 'b'], concurrency: 1, pollIntervalMs: 7, leaseMs: 8, shutdownTimeoutMs: 0, unknownTaskDelayMs: 0, workerId: 'w1' },
     });
     expect(resolved.connection).toMatchObject({ databaseUrl: 'postgres://x', schema: 'jobs', migrationsRun: false, poolSize: 3, queryTimeoutMs: 5 });
     expect(resolved.client).toEqual({ queue: 'mail', defaults: { maxAttempts: 2 }, maxPayloadBytes: 1024 });
     expect(resolved.worker).toEqual({
       queues: ['a', 'b'], concurrency: 1, pollIntervalMs: 7, leaseMs: 8, shutdownTimeoutMs: 0,
-      unknownTaskDelayMs: 0, workerId: 'w1', maxPayloadBytes: 1024,
+      unknownTaskDelayMs: 0, workerId: 'w1', maxPayloadBytes: 1024, maxCheckpointBytesPerTask: 4096,
     });
   });
 
@@ -71,6 +78,8 @@ describe('resolveOptions refusals', () => {
     ['queryTimeoutMs NaN', { queryTimeoutMs: NaN }, /^queryTimeoutMs must be .*NaN/],
     ['empty queue', { queue: '' }, /^queue must be a non-empty string/],
     ['maxPayloadBytes 0', { maxPayloadBytes: 0 }, /^maxPayloadBytes must be an integer/],
+    ['maxCheckpointBytesPerTask 0', { maxCheckpointBytesPerTask: 0 }, /^maxCheckpointBytesPerTask must be an integer/],
+    ['maxCheckpointBytesPerTask 1.5', { maxCheckpointBytesPerTask: 1.5, worker: false }, /^maxCheckpointBytesPerTask must be an integer/],
     ['defaults.maxAttempts 0', { defaults: { maxAttempts: 0 } }, /^maxAttempts must be an integer/],
     ['defaults.retry of an unknown kind', { defaults: { retry: { kind: 'weird' } as never } }, /^retry must be \{ kind:/],
     ['worker.concurrency 0', { worker: { concurrency: 0 } }, /^worker\.concurrency must be an integer/],

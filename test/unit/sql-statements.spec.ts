@@ -34,16 +34,16 @@ describe('encodeSpawns', () => {
 });
 
 describe('encodeWrites', () => {
-  const checkpoint: WorkerWrite = { kind: 'checkpoint', taskId: 't1', runId: 'r1', name: 'step:a#2', value: '{"ok":true}', attempt: 2, leaseMs: 120000 };
-  const completion: WorkerWrite = { kind: 'complete', taskId: 't2', runId: 'r2', value: null, attempt: 1, leaseMs: 5000 };
+  const checkpoint: WorkerWrite = { kind: 'checkpoint', taskId: 't1', runId: 'r1', epoch: 3, name: 'step:a#2', value: '{"ok":true}', attempt: 2, leaseMs: 120000 };
+  const completion: WorkerWrite = { kind: 'complete', taskId: 't2', runId: 'r2', epoch: 1, value: null, attempt: 1, leaseMs: 5000 };
 
   it('writes one object per write with the documented keys', () => {
     const parsed = JSON.parse(encodeWrites([checkpoint, completion]));
     expect(parsed).toEqual([
-      { kind: 'checkpoint', task_id: 't1', run_id: 'r1', name: 'step:a#2', value: { ok: true }, undefined: false, attempt: 2, lease_ms: 120000 },
-      { kind: 'complete', task_id: 't2', run_id: 'r2', name: null, value: null, undefined: true, attempt: 1, lease_ms: 5000 },
+      { kind: 'checkpoint', task_id: 't1', run_id: 'r1', epoch: 3, name: 'step:a#2', value: { ok: true }, undefined: false, attempt: 2, lease_ms: 120000 },
+      { kind: 'complete', task_id: 't2', run_id: 'r2', epoch: 1, name: null, value: null, undefined: true, attempt: 1, lease_ms: 5000 },
     ]);
-    expect(Object.keys(parsed[0])).toEqual(['kind', 'task_id', 'run_id', 'name', 'value', 'undefined', 'attempt', 'lease_ms']);
+    expect(Object.keys(parsed[0])).toEqual(['kind', 'task_id', 'run_id', 'epoch', 'name', 'value', 'undefined', 'attempt', 'lease_ms']);
   });
 
   it('tells a stored JSON null from undefined', () => {
@@ -63,24 +63,28 @@ describe('buildStatements', () => {
   });
 
   const sql = buildStatements('durable');
-  const fence: RunFence = { taskId: 'FENCE_TASK', runId: 'FENCE_RUN', workerId: 'FENCE_WORKER' };
+  const fence: RunFence = { taskId: 'FENCE_TASK', runId: 'FENCE_RUN', workerId: 'FENCE_WORKER', epoch: 7 };
 
   // [builder, statement, the values in the order of $1, $2, ...]
   const cases: [string, Statement, unknown[]][] = [
     ['spawn', sql.spawn(spawnRow), ['q"ueue', 'send\\email', spawnRow.params, spawnRow.headers, 5, spawnRow.retry, spawnRow.cancellation, 'key-1', 250, runAt]],
     ['spawnBatch', sql.spawnBatch([spawnRow]), [encodeSpawns([spawnRow])]],
     ['emit', sql.emit('EV_QUEUE', 'EV_NAME', '{"p":1}'), ['EV_QUEUE', 'EV_NAME', '{"p":1}']],
-    ['claim', sql.claim({ queues: ['Q1', 'Q2'], workerId: 'W1', limit: 7, leaseMs: 9000, sweep: true }), [['Q1', 'Q2'], 'W1', 7, 9000, true]],
+    ['claim', sql.claim({ queues: ['Q1', 'Q2'], workerId: 'W1', limit: 7, leaseMs: 9000, sweep: true }), [['Q1', 'Q2'], 'W1', 7, 9000, true, null]],
+    ['claim from a first queue', sql.claim({ queues: ['Q1', 'Q2'], workerId: 'W1', limit: 7, leaseMs: 9000, sweep: true, firstQueue: 1 }),
+      [['Q1', 'Q2'], 'W1', 7, 9000, true, 1]],
     ['writeBatch', sql.writeBatch('W1', []), ['W1', '[]']],
-    ['heartbeat', sql.heartbeat(fence, 4000), ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 4000]],
-    ['fail', sql.fail(fence, '{"message":"ERR"}', true), ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', '{"message":"ERR"}', true]],
-    ['defer', sql.defer(fence, 15000), ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 15000]],
+    ['heartbeat', sql.heartbeat(fence, 4000), ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 4000]],
+    ['fail', sql.fail(fence, '{"message":"ERR"}', true), ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, '{"message":"ERR"}', true]],
+    ['defer', sql.defer(fence, 15000, true), ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 15000, true]],
     ['sleep', sql.sleep(fence, { key: 'sleep:NAP', wakeAt: runAt, durationMs: null, attempt: 3, leaseMs: 8000 }),
-      ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 'sleep:NAP', runAt, null, 3, 8000]],
+      ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 'sleep:NAP', runAt, null, 3, 8000]],
     ['awaitEvent', sql.awaitEvent(fence, { queue: 'EQ', eventName: 'PAID', key: 'event:PAID', timeoutMs: 60000, attempt: 1, leaseMs: 8000 }),
-      ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 'EQ', 'PAID', 'event:PAID', 60000, 1, 8000]],
+      ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 'EQ', 'PAID', 'event:PAID', 60000, 1, 8000]],
     ['emitFromTask', sql.emitFromTask(fence, { key: 'emit:SHIPPED', queue: 'EQ', eventName: 'SHIPPED', payload: '{"id":1}', attempt: 2, leaseMs: 8000 }),
-      ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 'emit:SHIPPED', 'EQ', 'SHIPPED', '{"id":1}', 2, 8000]],
+      ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 'emit:SHIPPED', 'EQ', 'SHIPPED', '{"id":1}', 2, 8000]],
+    ['readCheckpoint', sql.readCheckpoint('TASK_X', 'step:CP'), ['TASK_X', 'step:CP']],
+    ['releaseRuns', sql.releaseRuns('W1', ['RUN_A', 'RUN_B']), ['W1', ['RUN_A', 'RUN_B']]],
     ['cancel', sql.cancel('TASK_X'), ['TASK_X']],
     ['retry', sql.retry('TASK_X'), ['TASK_X']],
     ['getTask', sql.getTask('TASK_X'), ['TASK_X']],
@@ -90,6 +94,7 @@ describe('buildStatements', () => {
     ['createQueue', sql.createQueue('NEW_Q'), ['NEW_Q']],
     ['dropQueue', sql.dropQueue('OLD_Q'), ['OLD_Q']],
     ['listQueues', sql.listQueues(), []],
+    ['installTestClock', sql.installTestClock(), []],
     ['advanceTestClock', sql.advanceTestClock(31337), [31337]],
   ];
 

@@ -22,6 +22,11 @@ import { delay } from '../support/wakeable.js';
 import { assertTaskId, toSnapshot } from './snapshot.js';
 import { toSpawnRow } from './spawn-request.js';
 
+/** Contended spawns that wait in statements of their own (each holding a connection), at most. */
+const WAITING_ALONE = 2;
+/** Spawns with an idempotency key per batch statement, at most (spawn_batch_nowait's limit). */
+const KEYS_PER_STATEMENT = 64;
+
 /** Options of `DurableClient.connect`: the module's options without a worker. */
 export type DurableClientOptions = Omit<DurableModuleOptions, 'worker'> & {
   logger?: DurableLogger;
@@ -35,6 +40,7 @@ export class DurableClient {
   /** `@DurableTask` options of the handlers known in this process, for spawns by name. */
   private readonly definitions: DurableTaskOptions[] = [];
   private readonly spawns: Batcher<SpawnRow, Row>;
+  private waitingAlone = 0;
 
   constructor(
     private readonly store: Store,
@@ -67,9 +73,7 @@ export class DurableClient {
     const row = toSpawnRow(typeof task === 'string' ? task : definition?.name, params, options, definition, this.settings);
     // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
     // spawns issued at the same time.
-    const spawned = options.manager
-      ? await this.store.one(this.store.sql.spawn(row), options.manager)
-      : await this.spawns.add(row);
+    const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
     return { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
   }
 
@@ -159,7 +163,11 @@ export class DurableClient {
     return rows.map((row) => row.name as string);
   }
 
-  /** Deletes up to `limit` tasks that became terminal at least `olderThanMs` ago; returns how many. */
+  /**
+   * Deletes up to `limit` tasks that became terminal at least `olderThanMs` ago (returns how
+   * many), and up to `limit` events that nothing needs: placeholders no wait refers to, and
+   * events emitted at least `olderThanMs` ago (see `CleanupOptions`).
+   */
   async cleanup(options: CleanupOptions): Promise<number> {
     if (options.queue !== undefined) assertName(options.queue, 'queue');
     assertDuration(options.olderThanMs, 'olderThanMs');
@@ -169,17 +177,37 @@ export class DurableClient {
     return row.count as number;
   }
 
-  /** One statement for the batch; if it fails for another reason than the connection, each
-   * spawn is tried alone, so that one bad spawn cannot fail the others. */
+  /** In a batch statement, which never waits for another transaction. A spawn that would
+   * ('contended': an open transaction is inserting its key or its queue's first row) waits on its
+   * own: alone in a statement while fewer than WAITING_ALONE do, else by trying later batches. */
+  private async spawnShared(row: SpawnRow): Promise<Row> {
+    for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 250)) {
+      const spawned = await this.spawns.add(row);
+      if (spawned.outcome === 'ok') return spawned;
+      if (spawned.outcome === 'deferred') continue;
+      if (this.waitingAlone < WAITING_ALONE) {
+        this.waitingAlone += 1;
+        return this.store.one(this.store.sql.spawn(row)).finally(() => (this.waitingAlone -= 1));
+      }
+      await delay(pauseMs);
+    }
+  }
+
+  /** One statement, with at most KEYS_PER_STATEMENT keys (later ones are deferred). If it fails
+   * for another reason than the connection, each spawn is tried alone: one cannot fail the others. */
   private async spawnBatch(batch: SpawnRow[]): Promise<PromiseSettledResult<Row>[]> {
-    if (batch.length === 1) return [{ status: 'fulfilled', value: await this.store.one(this.store.sql.spawn(batch[0])) }];
+    let keys = 0;
+    const now = batch.filter((row) => row.idempotencyKey === null || ++keys <= KEYS_PER_STATEMENT);
+    let results: PromiseSettledResult<Row>[];
     try {
-      const rows = await this.store.query(this.store.sql.spawnBatch(batch));
-      return rows.map((row) => ({ status: 'fulfilled', value: row }));
+      results = (await this.store.query(this.store.sql.spawnBatch(now))).map((row) => ({ status: 'fulfilled', value: row }));
     } catch (error) {
       if (isConnectionError(error)) throw error;
-      return Promise.allSettled(batch.map((row) => this.store.one(this.store.sql.spawn(row))));
+      results = now.length === 1 ? [{ status: 'rejected', reason: error }]
+        : await Promise.allSettled(now.map((row) => this.store.one(this.store.sql.spawnBatch([row]))));
     }
+    const done = new Map(now.map((row, index) => [row, results[index]]));
+    return batch.map((row) => done.get(row) ?? { status: 'fulfilled', value: { outcome: 'deferred' } });
   }
 
   private definitionNamed(name: string, queue: string | undefined): DurableTaskOptions | undefined {

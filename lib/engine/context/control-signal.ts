@@ -1,6 +1,6 @@
 /**
  * Thrown by a context call to unwind a handler that must stop: the run suspended, was
- * cancelled, or lost its lease. Catching it changes nothing: the context stays stopped, every
+ * cancelled, lost its lease, or its worker shut down. Catching it changes nothing: the context stays stopped, every
  * later call throws again, and the worker ignores whatever the handler returns or throws.
  */
 export class ControlSignal extends Error {
@@ -10,4 +10,5 @@ export class ControlSignal extends Error {
   }
 }
 
-export type StopReason = 'suspended' | 'cancelled' | 'lease-lost';
+/** `shutdown`: the worker stopped and gave up on this execution after `shutdownTimeoutMs`. */
+export type StopReason = 'suspended' | 'cancelled' | 'lease-lost' | 'shutdown';

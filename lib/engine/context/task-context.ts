@@ -2,36 +2,16 @@ import { EventTimeoutError } from '../../errors/event-timeout.error.js';
 import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
 import type { AwaitEventOptions, TaskContext } from '../../interfaces/task-context.interface.js';
 import type { Store } from '../db/store.js';
-import type { RunFence, WorkerWrite } from '../sql/statements.js';
+import type { RunFence } from '../sql/statements.js';
 import { toJson } from '../support/json.js';
 import { assertDate, assertDuration, assertName, storableDate } from '../support/validation.js';
+import { CheckpointBudget } from './checkpoint-cap.js';
 import { CheckpointNames } from './checkpoint-names.js';
+import type { ClaimedRun, ContextSettings } from './claimed-run.js';
 import { ControlSignal, type StopReason } from './control-signal.js';
+import { assertNotInStep, inStep } from './step-scope.js';
 
-/** What the worker claimed: one run and everything its handler needs to replay. */
-export interface ClaimedRun {
-  taskId: string;
-  runId: string;
-  attempt: number;
-  queue: string;
-  taskName: string;
-  params: unknown;
-  headers: Record<string, unknown>;
-  /** Checkpoint name to stored value (`undefined` for a step that returned nothing). */
-  checkpoints: Map<string, unknown>;
-  /** The database clock when the run was claimed. */
-  claimedAt: Date;
-}
-
-export interface ContextSettings {
-  workerId: string;
-  leaseMs: number;
-  maxPayloadBytes: number;
-  /** Where checkpoints go: batched with the other handlers' writes. */
-  write: (write: WorkerWrite) => Promise<string>;
-  /** Told after each step's checkpoint is written. */
-  onStep?: (step: { name: string; durationMs: number }) => void;
-}
+export type { ClaimedRun, ContextSettings };
 
 type EventOutcome = { payload: unknown } | { timedOut: true };
 
@@ -46,8 +26,11 @@ export class DurableTaskContext implements TaskContext {
 
   private stopped: StopReason | undefined;
   private suspending = false;
+  /** Step functions and database calls of this execution in flight. */
+  private busy = 0;
   private readonly names = new CheckpointNames();
   private readonly fence: RunFence;
+  private readonly budget: CheckpointBudget;
 
   constructor(
     private readonly store: Store,
@@ -60,7 +43,8 @@ export class DurableTaskContext implements TaskContext {
     this.taskName = run.taskName;
     this.queue = run.queue;
     this.headers = Object.freeze({ ...run.headers });
-    this.fence = { taskId: run.taskId, runId: run.runId, workerId: settings.workerId };
+    this.fence = { taskId: run.taskId, runId: run.runId, workerId: settings.workerId, epoch: run.epoch };
+    this.budget = new CheckpointBudget(run.checkpointBytes, settings.maxCheckpointBytesPerTask);
   }
 
   /** Why this execution stopped, or undefined while it may go on. */
@@ -68,44 +52,58 @@ export class DurableTaskContext implements TaskContext {
     return this.stopped;
   }
 
+  /** Whether no step function and no database call of this execution is in flight. */
+  get idle(): boolean {
+    return this.busy === 0;
+  }
+
   /** The task was cancelled elsewhere: stop at the next context call. */
   cancelled(): void {
-    this.stopped ??= 'cancelled';
+    this.stop('cancelled');
+  }
+
+  /** Stops this execution: every later context call throws the control signal. */
+  stop(reason: StopReason): void {
+    this.stopped ??= reason;
   }
 
   async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-    this.ensureActive();
+    this.ensureActive('step');
     assertName(name, 'step name');
     const key = this.names.next('step', name);
     if (this.run.checkpoints.has(key)) return this.run.checkpoints.get(key) as T;
-    const startedAt = Date.now();
-    const value = await fn();
-    this.ensureActive();
-    const json = toJson<T>(value, `the result of step "${name}"`, this.settings.maxPayloadBytes);
-    const outcome = await this.settings.write({
-      kind: 'checkpoint', taskId: this.taskId, runId: this.runId, name: key, value: json.text,
-      attempt: this.attempt, leaseMs: this.settings.leaseMs,
+    return this.track(async () => {
+      const startedAt = Date.now();
+      const value = await inStep(this, name, fn);
+      this.ensureActive();
+      const json = toJson<T>(value, `the result of step "${name}"`, this.settings.maxPayloadBytes);
+      this.budget.take(name, json.text);
+      const outcome = await this.settings.write({
+        kind: 'checkpoint', taskId: this.taskId, runId: this.runId, epoch: this.fence.epoch, name: key, value: json.text,
+        attempt: this.attempt, leaseMs: this.settings.leaseMs,
+      });
+      // 'exists': a checkpoint of this name was committed first; it stays, and is the step's value.
+      const stored = outcome === 'exists' ? await this.stored<T>(key, json.value) : (this.settle(outcome), json.value);
+      this.run.checkpoints.set(key, stored);
+      this.settings.onStep?.({ name, durationMs: Date.now() - startedAt });
+      return stored;
     });
-    this.settle(outcome);
-    this.run.checkpoints.set(key, json.value);
-    this.settings.onStep?.({ name, durationMs: Date.now() - startedAt });
-    return json.value;
   }
 
   async sleepFor(name: string, ms: number): Promise<void> {
-    this.ensureActive();
+    this.ensureActive('sleepFor');
     assertDuration(ms, 'sleepFor duration');
     return this.sleep(name, null, ms);
   }
 
   async sleepUntil(name: string, date: Date): Promise<void> {
-    this.ensureActive();
+    this.ensureActive('sleepUntil');
     assertDate(date, 'sleepUntil date');
     return this.sleep(name, storableDate(date), null);
   }
 
   async awaitEvent<T = unknown>(eventName: string, options: AwaitEventOptions = {}): Promise<T> {
-    this.ensureActive();
+    this.ensureActive('awaitEvent');
     assertName(eventName, 'event name');
     if (options.timeoutMs !== undefined) assertDuration(options.timeoutMs, 'awaitEvent timeoutMs');
     if (options.stepName !== undefined) assertName(options.stepName, 'awaitEvent stepName');
@@ -127,14 +125,14 @@ export class DurableTaskContext implements TaskContext {
   }
 
   async emitEvent(eventName: string, payload?: unknown): Promise<void> {
-    this.ensureActive();
+    this.ensureActive('emitEvent');
     assertName(eventName, 'event name');
     const key = this.names.next('emit', eventName);
     if (this.run.checkpoints.has(key)) return;
     const json = toJson(payload ?? null, `the payload of event "${eventName}"`, this.settings.maxPayloadBytes);
-    const row = await this.store.one(this.store.sql.emitFromTask(this.fence, {
+    const row = await this.track(() => this.store.one(this.store.sql.emitFromTask(this.fence, {
       key, queue: this.queue, eventName, payload: json.text ?? 'null', attempt: this.attempt, leaseMs: this.settings.leaseMs,
-    }));
+    })));
     this.settle(row.outcome as string);
     this.run.checkpoints.set(key, { emitted: true });
   }
@@ -142,7 +140,7 @@ export class DurableTaskContext implements TaskContext {
   async heartbeat(extendMs?: number): Promise<void> {
     this.ensureActive();
     if (extendMs !== undefined) assertDuration(extendMs, 'heartbeat extendMs', true);
-    const row = await this.store.one(this.store.sql.heartbeat(this.fence, extendMs ?? this.settings.leaseMs));
+    const row = await this.track(() => this.store.one(this.store.sql.heartbeat(this.fence, extendMs ?? this.settings.leaseMs)));
     this.settle(row.outcome as string);
   }
 
@@ -168,11 +166,29 @@ export class DurableTaskContext implements TaskContext {
     }
     this.suspending = true;
     try {
-      return await call();
+      return await this.track(call);
     } finally {
       this.suspending = false;
     }
   }
+
+  /** Counts `call` as in flight (see `idle`). */
+  private async track<R>(call: () => Promise<R>): Promise<R> {
+    this.busy += 1;
+    try {
+      return await call();
+    } finally {
+      this.busy -= 1;
+    }
+  }
+
+  /** The committed checkpoint `key` (`fallback` if it is gone: cleaned up meanwhile). */
+  private async stored<T>(key: string, fallback: T): Promise<T> {
+    const row = await this.store.query(this.store.sql.readCheckpoint(this.taskId, key));
+    if (row.length === 0) return fallback;
+    return (row[0].is_null ? undefined : row[0].value) as T;
+  }
+
 
   /** Turns a transition's outcome into a return (when it is `ok`) or a stop. */
   private settle(outcome: string, proceed = 'ok'): void {
@@ -181,7 +197,9 @@ export class DurableTaskContext implements TaskContext {
     throw new ControlSignal(this.stopped);
   }
 
-  private ensureActive(): void {
+  /** Throws the control signal once stopped; `call`: refused from inside a step's function too. */
+  private ensureActive(call?: string): void {
     if (this.stopped) throw new ControlSignal(this.stopped);
+    if (call) assertNotInStep(this, call);
   }
 }

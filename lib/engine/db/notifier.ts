@@ -1,29 +1,50 @@
-import type { Client } from 'pg';
+import type { Client, QueryConfig } from 'pg';
 import { redact } from './database-errors.js';
-import { delay } from '../support/wakeable.js';
+import { timerMs, Wakeable } from '../support/wakeable.js';
 import type { DurableLogger } from '../support/logger.js';
 
 /** A notification, or `undefined` after (re)connecting: anything sent meanwhile was lost. */
 export type Notification = { channel: string; payload: string } | undefined;
+
+/** @internal How the LISTEN connection is watched and re-made; tests shorten them. */
+export interface NotifierTiming {
+  /** A `select 1` on the LISTEN connection this often (TCP keep-alive cannot see a peer that is up but silent). */
+  pingIntervalMs: number;
+  /** A ping without an answer after this long ends the connection, and a new one is made. */
+  pingTimeoutMs: number;
+  /** Back-off between failed attempts, doubling from the first to the last. */
+  minBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+const DEFAULT_TIMING: NotifierTiming = { pingIntervalMs: 30_000, pingTimeoutMs: 10_000, minBackoffMs: 100, maxBackoffMs: 5000 };
+/** How long `stop()` lets a connection say goodbye before its socket is destroyed (a partition never acknowledges). */
+const END_GRACE_MS = 1000;
 
 /**
  * Holds one connection in LISTEN on durable's channels and passes each notification to the
  * listeners. The connection is a client of its own (`connect` makes a new, unconnected one for
  * each attempt), never one checked out of a pool: whoever owns a pool can end it at any time
  * without waiting for durable. Notifications only make things fast; polling and the fenced
- * writes remain the guarantee, so a lost connection is logged and re-established.
+ * writes remain the guarantee, so a lost connection is logged and re-established, and a ping
+ * finds a connection that went silent (a half-open TCP connection, a partition).
  */
 export class Notifier {
   private hangUp: (() => void) | undefined;
   private stopping = false;
   private loop: Promise<void> | undefined;
+  private readonly pause = new Wakeable();
   private readonly listeners = new Set<(notification: Notification) => void>();
+  private readonly timing: NotifierTiming;
 
   constructor(
     private readonly connect: () => Client,
     private readonly channels: string[],
     private readonly logger: DurableLogger,
-  ) {}
+    timing: Partial<NotifierTiming> = {},
+  ) {
+    this.timing = { ...DEFAULT_TIMING, ...timing };
+  }
 
   subscribe(listener: (notification: Notification) => void): () => void {
     this.listeners.add(listener);
@@ -31,53 +52,100 @@ export class Notifier {
     return () => this.listeners.delete(listener);
   }
 
-  /** Ends the connection (also one still being made) and stops reconnecting; idempotent. */
+  /** Ends the connection (also one still being made) and any back-off, and stops reconnecting; idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
     this.hangUp?.();
+    this.pause.wake();
     await this.loop;
   }
 
   private async run(): Promise<void> {
-    let backoffMs = 100;
+    let backoffMs = this.timing.minBackoffMs;
     while (!this.stopping) {
       try {
         await this.listen();
-        backoffMs = 100;
+        backoffMs = this.timing.minBackoffMs;
       } catch (error) {
         if (this.stopping) break;
         this.logger.warn(`LISTEN connection failed, retrying in ${backoffMs} ms: ${redact((error as Error).message)}`);
-        await delay(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5000);
+        await this.pause.wait(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, this.timing.maxBackoffMs);
       }
     }
   }
 
-  /** Resolves when stopped; rejects when the connection fails or ends. */
+  /** Resolves when stopped; rejects when the connection fails, ends or stops answering pings. */
   private async listen(): Promise<void> {
     const client = this.connect();
     let fail: (error: Error) => void = () => undefined;
+    let stopPinging = () => undefined as void;
+    let failed = false;
     // Listened to for the client's whole life: an 'error' event nobody listens to kills the process.
     client.on('error', (error) => fail(error));
     try {
       await new Promise<void>((resolve, reject) => {
         this.hangUp = resolve;
-        fail = reject;
+        fail = (error) => {
+          failed = true;
+          reject(error);
+        };
         if (this.stopping) return resolve();
         client.on('notification', ({ channel, payload }) => this.emit({ channel, payload: payload ?? '' }));
-        client.on('end', () => reject(new Error('the LISTEN connection ended')));
+        client.on('end', () => fail(new Error('the LISTEN connection ended')));
         const listen = this.channels.map((channel) => `listen "${channel}"`).join('; ');
-        client.connect().then(() => client.query(listen)).then(() => this.emit(undefined), reject);
+        client.connect().then(() => client.query(listen)).then(() => {
+          stopPinging = this.ping(client, (error) => fail(error));
+          this.emit(undefined);
+        }, (error: Error) => fail(error));
       });
     } finally {
       this.hangUp = undefined;
       fail = () => undefined;
+      stopPinging();
       // Also ends a connection still being made (at the latest when its connect timeout fires).
-      await client.end().catch(() => undefined);
+      await endClient(client, failed ? 0 : END_GRACE_MS);
     }
+  }
+
+  /**
+   * Pings every `pingIntervalMs`, one ping at a time; a ping not answered within `pingTimeoutMs`
+   * fails the connection. Returns the function that stops pinging.
+   */
+  private ping(client: Client, fail: (error: Error) => void): () => void {
+    const { pingIntervalMs, pingTimeoutMs } = this.timing;
+    let stopped = false;
+    const timer = setTimeout(() => {
+      client.query({ text: 'select 1', query_timeout: timerMs(pingTimeoutMs) } as QueryConfig).then(
+        () => stopped || timer.refresh(),
+        (error: Error) => fail(new Error(/read timeout/i.test(error.message)
+          ? `the LISTEN connection did not answer a ping within ${pingTimeoutMs} ms`
+          : `a ping on the LISTEN connection failed: ${error.message}`)),
+      );
+    }, timerMs(pingIntervalMs));
+    timer.unref();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
   }
 
   private emit(notification: Notification): void {
     for (const listener of this.listeners) listener(notification);
   }
+}
+
+/** Ends the client, giving it `graceMs` to say goodbye; then its socket is destroyed. */
+async function endClient(client: Client, graceMs: number): Promise<void> {
+  const socket = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  if (graceMs === 0) socket?.destroy();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      socket?.destroy();
+      resolve();
+    }, graceMs);
+  });
+  await Promise.race([client.end().catch(() => undefined), late]);
+  clearTimeout(timer);
 }

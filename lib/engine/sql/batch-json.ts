@@ -15,11 +15,11 @@ export function encodeSpawns(spawns: SpawnRow[]): string {
     .join(',')}]`;
 }
 
-/** `[{ kind, task_id, run_id, name, value, undefined, attempt, lease_ms }, ...]` */
+/** `[{ kind, task_id, run_id, epoch, name, value, undefined, attempt, lease_ms }, ...]` */
 export function encodeWrites(writes: WorkerWrite[]): string {
   return `[${writes
     .map((w) =>
-      `{"kind":"${w.kind}","task_id":"${w.taskId}","run_id":"${w.runId}",` +
+      `{"kind":"${w.kind}","task_id":"${w.taskId}","run_id":"${w.runId}","epoch":${w.epoch},` +
       `"name":${JSON.stringify(w.name ?? null)},"value":${w.value ?? 'null'},` +
       `"undefined":${w.value === null},"attempt":${w.attempt},"lease_ms":${w.leaseMs}}`,
     )

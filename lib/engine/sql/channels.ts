@@ -7,7 +7,7 @@ export function channelsOf(schema: string) {
   return {
     /** A queue has work that is due now; the payload is the queue. */
     wakeup: `${schema}_wakeup`,
-    /** A task was cancelled; the payload is its id. */
+    /** A run was cancelled; the payload is the run's id (not the task's: a retried task runs again under another run). */
     cancel: `${schema}_cancel`,
   } as const;
 }

@@ -40,6 +40,7 @@ create table durable.runs (
   created_at timestamp with time zone not null,
   started_at timestamp with time zone,
   finished_at timestamp with time zone,
+  claim_epoch integer not null default 0,
   constraint runs_pkey PRIMARY KEY (id),
   constraint runs_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
   constraint runs_task_id_attempt_key UNIQUE (task_id, attempt),
@@ -103,29 +104,45 @@ CREATE OR REPLACE FUNCTION durable._backoff(p_base double precision, p_factor do
  RETURNS double precision
  LANGUAGE sql
  IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select case when p_base <= 0 then 0
-    else exp(least(ln(p_base) + (p_attempt - 1) * ln(p_factor), ln(3.15e12))) end
+  select case when p_base is null or p_base = 'NaN' or p_base <= 0 then 0
+    else (select case when v.n = 0 then least(p_base, 3.15e12)
+                      when ln(p_base) + v.n * ln(v.f) >= ln(3.15e12) then 3.15e12
+                      when p_base >= 1 then p_base * power(v.f, v.n)
+                      else exp(ln(p_base) + v.n * ln(v.f)) end
+          from (select greatest(p_attempt - 1, 0)::double precision as n,
+                  case when p_factor is null or p_factor = 'NaN' or p_factor < 1 then 1 else p_factor end as f) v)
+    end
 $function$;
 
 CREATE OR REPLACE FUNCTION durable._cancel(p_task uuid, p_now timestamp with time zone, p_reason jsonb)
  RETURNS void
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+declare
+  v_run uuid;
 begin
   update "durable".tasks set state = 'cancelled', error = p_reason, cancel_at = null,
     finished_at = p_now, updated_at = p_now
   where id = p_task;
-  update "durable".runs set state = 'cancelled', lease_expires_at = null, finished_at = p_now
-  where task_id = p_task and state in ('pending', 'running', 'sleeping');
+  for v_run in
+    update "durable".runs set state = 'cancelled', lease_expires_at = null, finished_at = p_now
+    where task_id = p_task and state in ('pending', 'running', 'sleeping')
+    returning id
+  loop
+    -- Tells a worker running it to stop at its next context call, without a round trip. By run:
+    -- a later run of the task (after retry()) is another execution and must not hear it.
+    perform pg_notify('durable_cancel', v_run::text);
+  end loop;
   delete from "durable".waits where task_id = p_task;
-  -- Tells a worker running it to stop at its next context call, without a round trip.
-  perform pg_notify('durable_cancel', p_task::text);
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable._checkpoint(p_task uuid, p_name text, p_value json, p_attempt integer, p_now timestamp with time zone)
  RETURNS void
  LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   insert into "durable".checkpoints (task_id, name, value, attempt, created_at)
   values (p_task, p_name, p_value, p_attempt, p_now)
@@ -135,11 +152,13 @@ $function$;
 CREATE OR REPLACE FUNCTION durable._fail(p_task uuid, p_run uuid, p_error jsonb, p_final boolean, p_now timestamp with time zone)
  RETURNS void
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_task record;
   v_attempt integer;
   v_delay_ms double precision;
+  v_max_duration double precision;
   v_at timestamptz;
   v_run uuid;
 begin
@@ -156,18 +175,17 @@ begin
   end if;
 
   v_delay_ms := case v_task.retry->>'kind'
-    when 'fixed' then (v_task.retry->>'delayMs')::double precision
+    when 'fixed' then "durable"._num(v_task.retry->'delayMs')
     when 'exponential' then least(
-      "durable"._backoff((v_task.retry->>'baseDelayMs')::double precision,
-        coalesce((v_task.retry->>'factor')::double precision, 2), v_attempt),
-      coalesce((v_task.retry->>'maxDelayMs')::double precision, 'Infinity'))
+      "durable"._backoff("durable"._num(v_task.retry->'baseDelayMs'), coalesce("durable"._num(v_task.retry->'factor'), 2), v_attempt),
+      coalesce("durable"._num(v_task.retry->'maxDelayMs'), 'Infinity'))
     else 0
   end;
-  v_at := p_now + "durable"._ms(v_delay_ms);
+  v_at := p_now + "durable"._ms(coalesce(v_delay_ms, 0));
 
-  if v_task.first_started_at is not null and v_task.cancellation ? 'maxDurationMs'
-     and v_at >= v_task.first_started_at
-       + "durable"._ms((v_task.cancellation->>'maxDurationMs')::double precision) then
+  v_max_duration := "durable"._num(v_task.cancellation->'maxDurationMs');
+  if v_task.first_started_at is not null and v_max_duration is not null
+     and v_at >= v_task.first_started_at + "durable"._ms(v_max_duration) then
     perform "durable"._cancel(p_task, p_now, jsonb_build_object('name', 'TaskCancelled',
       'message', 'cancelled by policy: the next attempt would start after maxDurationMs',
       'lastError', p_error));
@@ -183,9 +201,10 @@ begin
   if v_at <= p_now then perform pg_notify('durable_wakeup', v_task.queue); end if;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable._fence(p_task uuid, p_run uuid, p_worker text, p_now timestamp with time zone)
+CREATE OR REPLACE FUNCTION durable._fence(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_now timestamp with time zone)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_task_state text;
@@ -193,39 +212,138 @@ declare
 begin
   select state into v_task_state from "durable".tasks where id = p_task for update;
   if not found then return 'lost'; end if;
-  select state, worker_id, lease_expires_at into v_run from "durable".runs where id = p_run;
-  return "durable"._fence_outcome(v_task_state, v_run.state, v_run.worker_id, v_run.lease_expires_at, p_worker, p_now);
+  select state, worker_id, claim_epoch, lease_expires_at into v_run from "durable".runs where id = p_run and task_id = p_task;
+  return "durable"._fence_outcome(v_task_state, v_run.state, v_run.worker_id, v_run.claim_epoch, v_run.lease_expires_at,
+    p_worker, p_epoch, p_now);
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable._fence_outcome(p_task_state text, p_run_state text, p_run_worker text, p_lease_expires_at timestamp with time zone, p_worker text, p_now timestamp with time zone)
+CREATE OR REPLACE FUNCTION durable._fence_outcome(p_task_state text, p_run_state text, p_run_worker text, p_run_epoch integer, p_lease_expires_at timestamp with time zone, p_worker text, p_epoch integer, p_now timestamp with time zone)
  RETURNS text
  LANGUAGE sql
  IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select case
     when p_task_state = 'cancelled' then 'cancelled'
-    when p_run_state = 'running' and p_run_worker = p_worker and p_lease_expires_at > p_now then 'ok'
+    when p_run_state = 'running' and p_run_worker = p_worker and p_run_epoch = p_epoch
+      and p_lease_expires_at > p_now then 'ok'
     else 'lost' end
+$function$;
+
+CREATE OR REPLACE FUNCTION durable._key_lock(p_queue text, p_key text)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select hashtextextended('durable:' || length(p_queue)::text || ':' || p_queue || p_key, 0)
 $function$;
 
 CREATE OR REPLACE FUNCTION durable._ms(p_ms double precision)
  RETURNS interval
  LANGUAGE sql
  IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select case when p_ms is not null then least(greatest(p_ms, 0), 3.15e12) * interval '1 millisecond' end
+$function$;
+
+CREATE OR REPLACE FUNCTION durable._num(p jsonb)
+ RETURNS double precision
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case when jsonb_typeof(p) = 'number' then least(greatest((p #>> '{}')::numeric, -1e300), 1e300)::double precision end
 $function$;
 
 CREATE OR REPLACE FUNCTION durable._renew_lease(p_run uuid, p_now timestamp with time zone, p_lease_ms double precision)
  RETURNS void
  LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   update "durable".runs set lease_expires_at = p_now + "durable"._ms(p_lease_ms) where id = p_run
 $function$;
 
-CREATE OR REPLACE FUNCTION durable.await_event(p_task uuid, p_run uuid, p_worker text, p_queue text, p_event text, p_step text, p_timeout_ms double precision, p_attempt integer, p_lease_ms double precision)
+CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
+ RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_task uuid := gen_random_uuid();
+  v_run uuid := gen_random_uuid();
+  v_available timestamptz;
+  v_inserted uuid;
+begin
+  v_available := greatest(v_now, coalesce(p_run_at, v_now + "durable"._ms(coalesce(p_delay_ms, 0))));
+  insert into "durable".tasks (id, queue, name, params, headers, state, attempts, max_attempts, retry,
+    cancellation, idempotency_key, run_id, cancel_at, created_at, updated_at)
+  values (v_task, p_queue, p_name, p_params, p_headers, 'pending', 1, p_max_attempts, p_retry,
+    p_cancellation, p_idempotency_key, v_run,
+    v_now + "durable"._ms((p_cancellation->>'maxDelayMs')::double precision),
+    v_now, v_now)
+  on conflict (queue, idempotency_key) where idempotency_key is not null do nothing
+  returning id into v_inserted;
+
+  if v_inserted is null then
+    return query select * from "durable"._spawned_with_key(p_queue, p_idempotency_key);
+    return;
+  end if;
+
+  insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at)
+  values (v_run, v_task, p_queue, 1, 'pending', v_available, v_now);
+  if v_available <= v_now then perform pg_notify('durable_wakeup', p_queue); end if;
+  return query select v_task, v_run, 1, true;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._spawned_with_key(p_queue text, p_key text)
+ RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select t.id, r.id, 1, false
+  from "durable".tasks t join "durable".runs r on r.task_id = t.id and r.attempt = 1
+  where t.queue = p_queue and t.idempotency_key = p_key
+$function$;
+
+CREATE OR REPLACE FUNCTION durable._sweep_failed(p_task uuid, p_now timestamp with time zone, p_message text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_error jsonb := jsonb_build_object('name', 'SweepFailed', 'message',
+    p_message || '; durable failed the task so that the other tasks of its queue go on');
+begin
+  update "durable".tasks set state = 'failed', error = v_error, cancel_at = null, finished_at = p_now, updated_at = p_now
+  where id = p_task;
+  update "durable".runs set state = 'failed', error = v_error, lease_expires_at = null, finished_at = p_now
+  where task_id = p_task and state in ('pending', 'running', 'sleeping');
+  delete from "durable".waits where task_id = p_task;
+exception when others then
+  raise warning 'durable: task % could not be swept nor failed: %', p_task, sqlerrm;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._try_insert_queue(p_queue text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET lock_timeout TO '10ms'
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  insert into "durable".queues (name, created_at) values (p_queue, "durable".now()) on conflict do nothing;
+  return true;
+exception when lock_not_available then
+  return false;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable.await_event(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_queue text, p_event text, p_step text, p_timeout_ms double precision, p_attempt integer, p_lease_ms double precision)
  RETURNS TABLE(outcome text, value json)
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
@@ -235,17 +353,21 @@ declare
   v_timeout_at timestamptz;
   v_has_wait boolean;
 begin
-  insert into "durable".events (queue, name, payload, emitted_at, created_at)
-  values (p_queue, p_event, null, null, v_now) on conflict do nothing;
-  select payload, emitted_at into v_event from "durable".events
-  where queue = p_queue and name = p_event for share;
+  loop
+    insert into "durable".events (queue, name, payload, emitted_at, created_at)
+    values (p_queue, p_event, null, null, v_now) on conflict do nothing;
+    select e.payload, e.emitted_at into v_event from "durable".events e
+    where e.queue = p_queue and e.name = p_event for share;
+    -- Not found: cleanup() deleted the placeholder in between; make it again.
+    exit when found;
+  end loop;
 
-  v_fence := "durable"._fence(p_task, p_run, p_worker, v_now);
+  v_fence := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
   if v_fence <> 'ok' then return query select v_fence, null::json; return; end if;
 
   select cp.value into v_value from "durable".checkpoints cp where cp.task_id = p_task and cp.name = p_step;
   if found then
-    delete from "durable".waits where run_id = p_run and step_name = p_step;
+    delete from "durable".waits w where w.run_id = p_run and w.step_name = p_step;
     return query select 'checkpoint'::text, v_value;
     return;
   end if;
@@ -266,7 +388,7 @@ begin
   end if;
 
   if v_value is not null then
-    delete from "durable".waits where run_id = p_run and step_name = p_step;
+    delete from "durable".waits w where w.run_id = p_run and w.step_name = p_step;
     perform "durable"._checkpoint(p_task, p_step, v_value, p_attempt, v_now);
     perform "durable"._renew_lease(p_run, v_now, p_lease_ms);
     return query select 'checkpoint'::text, v_value;
@@ -286,6 +408,7 @@ end $function$;
 CREATE OR REPLACE FUNCTION durable.cancel_task(p_task uuid)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
@@ -298,89 +421,121 @@ begin
   return 'cancelled';
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision, p_sweep boolean DEFAULT true)
- RETURNS TABLE(run_id uuid, task_id uuid, attempt integer, queue text, name text, params json, headers json, checkpoints json, db_now timestamp with time zone, next_due_at timestamp with time zone)
+CREATE OR REPLACE FUNCTION durable.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision, p_sweep boolean DEFAULT true, p_first_queue integer DEFAULT NULL::integer)
+ RETURNS TABLE(run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text, name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamp with time zone, next_due_at timestamp with time zone)
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
+  v_n integer := coalesce(array_length(p_queues, 1), 0);
+  v_start integer := case when v_n <= 1 then 0
+    when p_first_queue is null then floor(random() * v_n)::integer else abs(p_first_queue % v_n) end;
   v_queue text;
   v_row record;
   v_swept integer := 0;
   v_claimed integer := 0;
+  v_quota integer;
+  v_full text[] := '{}';
   v_count integer;
   v_next timestamptz;
+  v_lease_until timestamptz := v_now + "durable"._ms(p_lease_ms);
 begin
   -- The sweeps are skipped when the caller swept a moment ago (they are not urgent).
-  foreach v_queue in array case when p_sweep then p_queues else '{}'::text[] end loop
+  for v_k in 0 .. case when p_sweep then v_n - 1 else -1 end loop
+    exit when v_swept >= p_limit;
+    v_queue := p_queues[(v_start + v_k) % v_n + 1];
     for v_row in
       select t.id, t.first_started_at from "durable".tasks t
       where t.queue = v_queue and t.cancel_at <= v_now and t.state in ('pending', 'running', 'sleeping')
       order by t.cancel_at limit p_limit - v_swept
       for update skip locked
     loop
-      perform "durable"._cancel(v_row.id, v_now, jsonb_build_object('name', 'TaskCancelled',
-        'message', case when v_row.first_started_at is null
-          then 'cancelled by policy: not started within maxDelayMs'
-          else 'cancelled by policy: not finished within maxDurationMs' end));
       v_swept := v_swept + 1;
+      begin
+        perform "durable"._cancel(v_row.id, v_now, jsonb_build_object('name', 'TaskCancelled',
+          'message', case when v_row.first_started_at is null
+            then 'cancelled by policy: not started within maxDelayMs'
+            else 'cancelled by policy: not finished within maxDurationMs' end));
+      exception when deadlock_detected or serialization_failure or lock_not_available or insufficient_resources then raise;
+      when others then
+        perform "durable"._sweep_failed(v_row.id, v_now, format(
+          'could not cancel this task by its cancellation policy (%s: %s)', sqlstate, sqlerrm));
+      end;
     end loop;
-    exit when v_swept >= p_limit;
   end loop;
 
   v_swept := 0;
-  foreach v_queue in array case when p_sweep then p_queues else '{}'::text[] end loop
+  for v_k in 0 .. case when p_sweep then v_n - 1 else -1 end loop
+    exit when v_swept >= p_limit;
+    v_queue := p_queues[(v_start + v_k) % v_n + 1];
     for v_row in
       select r.id, r.task_id, r.worker_id, r.lease_expires_at, r.attempt from "durable".runs r
       where r.queue = v_queue and r.state = 'running' and r.lease_expires_at <= v_now
       order by r.lease_expires_at limit p_limit - v_swept
     loop
-      perform 1 from "durable".tasks where id = v_row.task_id for update skip locked;
+      perform 1 from "durable".tasks t where t.id = v_row.task_id for update skip locked;
       continue when not found;
-      perform 1 from "durable".runs where id = v_row.id and state = 'running' and lease_expires_at <= v_now;
+      perform 1 from "durable".runs r where r.id = v_row.id and r.state = 'running' and r.lease_expires_at <= v_now;
       continue when not found;
-      perform "durable"._fail(v_row.task_id, v_row.id, jsonb_build_object('name', 'LeaseExpired',
-        'message', 'the worker did not finish or renew its lease in time',
-        'workerId', v_row.worker_id, 'attempt', v_row.attempt, 'leaseExpiredAt', v_row.lease_expires_at),
-        false, v_now);
       v_swept := v_swept + 1;
+      begin
+        perform "durable"._fail(v_row.task_id, v_row.id, jsonb_build_object('name', 'LeaseExpired',
+          'message', 'the worker did not finish or renew its lease in time',
+          'workerId', v_row.worker_id, 'attempt', v_row.attempt, 'leaseExpiredAt', v_row.lease_expires_at),
+          false, v_now);
+      exception when deadlock_detected or serialization_failure or lock_not_available or insufficient_resources then raise;
+      when others then
+        perform "durable"._sweep_failed(v_row.task_id, v_now, format(
+          'could not fail the expired run %s of this task (%s: %s)', v_row.id, sqlstate, sqlerrm));
+      end;
     end loop;
-    exit when v_swept >= p_limit;
   end loop;
 
-  foreach v_queue in array p_queues loop
+  for v_k in 0 .. 2 * v_n - 1 loop
     exit when v_claimed >= p_limit;
+    v_queue := p_queues[(v_start + v_k) % v_n + 1];
+    if v_k < v_n then
+      v_quota := ceil((p_limit - v_claimed)::numeric / (v_n - v_k))::integer;
+    else
+      continue when not (v_queue = any(v_full));
+      v_quota := p_limit - v_claimed;
+    end if;
     return query
     with candidates as (
-      select r.id as run_id, r.task_id, r.attempt, t.queue, t.name, t.params, t.headers
+      select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
+        t.queue, t.name, t.params, t.headers
       from "durable".runs r join "durable".tasks t on t.id = r.task_id
       where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.available_at <= v_now
         and t.state in ('pending', 'sleeping')
       order by r.available_at, r.id
-      limit p_limit - v_claimed
+      limit v_quota
       for update of r, t skip locked
     ), claimed_runs as (
-      update "durable".runs r set state = 'running', worker_id = p_worker,
-        lease_expires_at = v_now + "durable"._ms(p_lease_ms),
-        started_at = coalesce(r.started_at, v_now), wake_event = null
+      update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = c.epoch,
+        lease_expires_at = v_lease_until, started_at = coalesce(r.started_at, v_now), wake_event = null
       from candidates c where r.id = c.run_id
     ), claimed_tasks as (
       update "durable".tasks t set state = 'running', updated_at = v_now,
         first_started_at = coalesce(t.first_started_at, v_now),
         cancel_at = case
           when t.first_started_at is not null then t.cancel_at
-          else v_now + "durable"._ms((t.cancellation->>'maxDurationMs')::double precision) end
+          when t.cancellation is null then null
+          else v_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
       from candidates c where t.id = c.task_id
     )
     -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
-    select c.run_id, c.task_id, c.attempt, c.queue, c.name, c.params, c.headers,
-      -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined.
-      (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json)
-         from "durable".checkpoints cp where cp.task_id = c.task_id),
-      v_now, null::timestamptz
-    from candidates c;
+    select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
+      cps.list, cps.bytes, v_now, null::timestamptz
+    from candidates c,
+      -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined. Their
+      -- bytes: the worker refuses a step that would take them over maxCheckpointBytesPerTask.
+      lateral (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json) as list,
+          coalesce(sum(octet_length(cp.value::text)), 0)::bigint as bytes
+        from "durable".checkpoints cp where cp.task_id = c.task_id) cps;
     get diagnostics v_count = row_count;
     v_claimed := v_claimed + v_count;
+    if v_k < v_n and v_count >= v_quota then v_full := v_full || v_queue; end if;
   end loop;
 
   if v_claimed < p_limit then
@@ -388,30 +543,39 @@ begin
       v_next := least(v_next, (select min(r.available_at) from "durable".runs r
         where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.available_at < 'infinity'));
     end loop;
-    return query select null::uuid, null::uuid, null::integer, null::text, null::text, null::json,
-      null::json, null::json, v_now, v_next;
+    return query select null::uuid, null::uuid, null::integer, null::integer, null::boolean, null::text, null::text,
+      null::json, null::json, null::json, null::bigint, v_now, v_next;
   end if;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.defer_run(p_task uuid, p_run uuid, p_worker text, p_delay_ms double precision)
+CREATE OR REPLACE FUNCTION durable.defer_run(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_delay_ms double precision, p_first_start boolean)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_fence text := "durable"._fence(p_task, p_run, p_worker, v_now);
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
+  v_queue text;
 begin
   if v_fence <> 'ok' then return v_fence; end if;
   update "durable".runs set state = 'pending', worker_id = null, lease_expires_at = null,
     available_at = v_now + "durable"._ms(p_delay_ms)
-  where id = p_run;
-  update "durable".tasks set state = 'pending', updated_at = v_now where id = p_task;
+  where id = p_run returning queue into v_queue;
+  update "durable".tasks t set state = 'pending', updated_at = v_now,
+    first_started_at = case when p_first_start then null else t.first_started_at end,
+    -- Before its first start a task's deadline is maxDelayMs after its spawn (none after retry()).
+    cancel_at = case when not p_first_start then t.cancel_at
+      when t.attempts = 1 then t.created_at + "durable"._ms("durable"._num(t.cancellation->'maxDelayMs')) end
+  where t.id = p_task;
+  if p_delay_ms <= 0 then perform pg_notify('durable_wakeup', v_queue); end if;
   return 'ok';
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.emit_event(p_queue text, p_event text, p_payload json)
  RETURNS integer
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
@@ -449,13 +613,14 @@ begin
   return v_woken;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.emit_from_task(p_task uuid, p_run uuid, p_worker text, p_name text, p_queue text, p_event text, p_payload json, p_attempt integer, p_lease_ms double precision)
+CREATE OR REPLACE FUNCTION durable.emit_from_task(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_name text, p_queue text, p_event text, p_payload json, p_attempt integer, p_lease_ms double precision)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_fence text := "durable"._fence(p_task, p_run, p_worker, v_now);
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
 begin
   if v_fence <> 'ok' then return v_fence; end if;
   perform 1 from "durable".checkpoints where task_id = p_task and name = p_name;
@@ -467,26 +632,28 @@ begin
   return 'ok';
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.fail_run(p_task uuid, p_run uuid, p_worker text, p_error jsonb, p_final boolean)
+CREATE OR REPLACE FUNCTION durable.fail_run(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_error jsonb, p_final boolean)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_fence text := "durable"._fence(p_task, p_run, p_worker, v_now);
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
 begin
   if v_fence <> 'ok' then return v_fence; end if;
   perform "durable"._fail(p_task, p_run, p_error, p_final, v_now);
   return 'ok';
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.heartbeat(p_task uuid, p_run uuid, p_worker text, p_lease_ms double precision)
+CREATE OR REPLACE FUNCTION durable.heartbeat(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_lease_ms double precision)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_fence text := "durable"._fence(p_task, p_run, p_worker, v_now);
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
 begin
   if v_fence <> 'ok' then return v_fence; end if;
   perform "durable"._renew_lease(p_run, v_now, p_lease_ms);
@@ -496,15 +663,44 @@ end $function$;
 CREATE OR REPLACE FUNCTION durable.now()
  RETURNS timestamp with time zone
  LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select case when current_setting('durable.test_clock', true) = 'on'
-    then clock_timestamp() + coalesce((select offset_ms from "durable".test_clock), 0) * interval '1 millisecond'
-    else clock_timestamp() end
+  select clock_timestamp()
 $function$;
+
+CREATE OR REPLACE FUNCTION durable.release_runs(p_worker text, p_keep uuid[])
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_row record;
+  v_released integer := 0;
+  v_queues text[] := '{}';
+begin
+  for v_row in
+    select r.id, r.task_id, r.queue from "durable".runs r
+    where r.state = 'running' and r.worker_id = p_worker and r.lease_expires_at > v_now
+      and r.id <> all(coalesce(p_keep, '{}'))
+    order by r.task_id
+  loop
+    perform 1 from "durable".tasks t where t.id = v_row.task_id for update;
+    update "durable".runs r set state = 'pending', worker_id = null, lease_expires_at = null, available_at = v_now
+    where r.id = v_row.id and r.state = 'running' and r.worker_id = p_worker and r.lease_expires_at > v_now;
+    continue when not found;
+    update "durable".tasks t set state = 'pending', updated_at = v_now where t.id = v_row.task_id and t.state = 'running';
+    v_released := v_released + 1;
+    if not (v_row.queue = any(v_queues)) then v_queues := v_queues || v_row.queue; end if;
+  end loop;
+  perform pg_notify('durable_wakeup', q) from unnest(v_queues) q;
+  return v_released;
+end $function$;
 
 CREATE OR REPLACE FUNCTION durable.retry_task(p_task uuid)
  RETURNS text
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
@@ -524,18 +720,19 @@ begin
   return v_task.state;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.sleep_until(p_task uuid, p_run uuid, p_worker text, p_name text, p_wake_at timestamp with time zone, p_duration_ms double precision, p_attempt integer, p_lease_ms double precision)
+CREATE OR REPLACE FUNCTION durable.sleep_until(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_name text, p_wake_at timestamp with time zone, p_duration_ms double precision, p_attempt integer, p_lease_ms double precision)
  RETURNS TABLE(outcome text, wake_at timestamp with time zone)
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_fence text := "durable"._fence(p_task, p_run, p_worker, v_now);
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
   v_wake timestamptz;
 begin
   if v_fence <> 'ok' then return query select v_fence, null::timestamptz; return; end if;
-  select (value->>'wakeAt')::timestamptz into v_wake from "durable".checkpoints
-  where task_id = p_task and name = p_name;
+  select (cp.value->>'wakeAt')::timestamptz into v_wake from "durable".checkpoints cp
+  where cp.task_id = p_task and cp.name = p_name;
   if v_wake is null then
     v_wake := coalesce(p_wake_at, v_now + "durable"._ms(p_duration_ms));
     perform "durable"._checkpoint(p_task, p_name, json_build_object('wakeAt', v_wake), p_attempt, v_now);
@@ -555,6 +752,7 @@ end $function$;
 CREATE OR REPLACE FUNCTION durable.spawn_batch(p_spawns json)
  RETURNS TABLE(i integer, task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select e.i::integer, st.task_id, st.run_id, st.attempt, st.created
   from json_array_elements(p_spawns) with ordinality as e(spawn, i),
@@ -564,45 +762,74 @@ AS $function$
   order by e.i
 $function$;
 
+CREATE OR REPLACE FUNCTION durable.spawn_batch_nowait(p_spawns json)
+ RETURNS TABLE(i integer, task_id uuid, run_id uuid, attempt integer, created boolean, outcome text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v record;
+  v_key text;
+  v_ready text[] := '{}';
+  v_blocked text[] := '{}';
+  v_locks integer := 0;
+  v_skip text;
+begin
+  for v in select e.n::integer as n, e.sp, e.sp->>0 as queue
+    from json_array_elements(p_spawns) with ordinality as e(sp, n) loop
+    v_key := v.sp->>7;
+    v_skip := null;
+    if v_key is not null then
+      return query select v.n, k.task_id, k.run_id, k.attempt, k.created, 'ok'::text
+        from "durable"._spawned_with_key(v.queue, v_key) k;
+      if found then continue; end if;
+      if v_locks >= 64 then
+        v_skip := 'deferred';
+      elsif pg_try_advisory_xact_lock("durable"._key_lock(v.queue, v_key)) then
+        v_locks := v_locks + 1;
+      else
+        v_skip := 'contended';
+      end if;
+    end if;
+    if v_skip is null and not v.queue = any(v_ready) then
+      if not v.queue = any(v_blocked)
+        and (exists (select 1 from "durable".queues q where q.name = v.queue) or "durable"._try_insert_queue(v.queue)) then
+        v_ready := v_ready || v.queue;
+      else
+        v_blocked := v_blocked || v.queue;
+        v_skip := 'contended';
+      end if;
+    end if;
+    if v_skip is not null then
+      return query select v.n, null::uuid, null::uuid, null::integer, null::boolean, v_skip;
+      continue;
+    end if;
+    return query select v.n, x.task_id, x.run_id, x.attempt, x.created, 'ok'::text
+      from "durable"._spawn_insert(v.queue, v.sp->>1, v.sp->2, v.sp->3, (v.sp->>4)::integer, (v.sp->5)::jsonb,
+        (v.sp->6)::jsonb, v_key, (v.sp->>8)::double precision, (v.sp->>9)::timestamptz) x;
+  end loop;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
  RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-declare
-  v_now timestamptz := "durable".now();
-  v_task uuid := gen_random_uuid();
-  v_run uuid := gen_random_uuid();
-  v_available timestamptz;
-  v_inserted uuid;
 begin
-  v_available := greatest(v_now, coalesce(p_run_at, v_now + "durable"._ms(coalesce(p_delay_ms, 0))));
-  insert into "durable".queues (name, created_at) values (p_queue, v_now) on conflict do nothing;
-  insert into "durable".tasks (id, queue, name, params, headers, state, attempts, max_attempts, retry,
-    cancellation, idempotency_key, run_id, cancel_at, created_at, updated_at)
-  values (v_task, p_queue, p_name, p_params, p_headers, 'pending', 1, p_max_attempts, p_retry,
-    p_cancellation, p_idempotency_key, v_run,
-    v_now + "durable"._ms((p_cancellation->>'maxDelayMs')::double precision),
-    v_now, v_now)
-  on conflict (queue, idempotency_key) where idempotency_key is not null do nothing
-  returning id into v_inserted;
-
-  if v_inserted is null then
-    return query
-      select t.id, r.id, 1, false
-      from "durable".tasks t join "durable".runs r on r.task_id = t.id and r.attempt = 1
-      where t.queue = p_queue and t.idempotency_key = p_idempotency_key;
-    return;
+  if p_idempotency_key is not null then
+    return query select * from "durable"._spawned_with_key(p_queue, p_idempotency_key);
+    if found then return; end if;
+    perform pg_advisory_xact_lock("durable"._key_lock(p_queue, p_idempotency_key));
   end if;
-
-  insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at)
-  values (v_run, v_task, p_queue, 1, 'pending', v_available, v_now);
-  if v_available <= v_now then perform pg_notify('durable_wakeup', p_queue); end if;
-  return query select v_task, v_run, 1, true;
+  insert into "durable".queues (name, created_at) values (p_queue, "durable".now()) on conflict do nothing;
+  return query select * from "durable"._spawn_insert(p_queue, p_name, p_params, p_headers, p_max_attempts,
+    p_retry, p_cancellation, p_idempotency_key, p_delay_ms, p_run_at);
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.write_batch(p_worker text, p_ops json)
  RETURNS TABLE(i integer, outcome text)
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   v_now timestamptz := "durable".now();
@@ -611,28 +838,29 @@ begin
   with ops as (
     select e.i::integer as i, x.*
     from json_array_elements(p_ops) with ordinality as e(op, i),
-      lateral json_to_record(e.op) as x(kind text, task_id uuid, run_id uuid, name text, value json,
+      lateral json_to_record(e.op) as x(kind text, task_id uuid, run_id uuid, epoch integer, name text, value json,
         "undefined" boolean, attempt integer, lease_ms double precision)
   ), locked as (
     -- Task before run, in task order, as every transition locks. The fence is judged on the
     -- rows as locked (their latest versions). No CTE is joined with another below: the
     -- planner cannot size them, and a nested loop over two of them is quadratic.
-    select o.*, "durable"._fence_outcome(t.state, r.state, r.worker_id, r.lease_expires_at, p_worker, v_now) as outcome
+    select o.*, cp.task_id is not null as stored,
+      "durable"._fence_outcome(t.state, r.state, r.worker_id, r.claim_epoch, r.lease_expires_at, p_worker, o.epoch, v_now) as fence
     from ops o
     join "durable".tasks t on t.id = o.task_id
-    join "durable".runs r on r.id = o.run_id
+    join "durable".runs r on r.id = o.run_id and r.task_id = o.task_id
+    left join "durable".checkpoints cp on o.kind = 'checkpoint' and cp.task_id = o.task_id and cp.name = o.name
     order by t.id
     for update of t, r
   ), ok as (
     select l.kind, l.task_id, l.run_id, l.name, l.attempt, l.lease_ms,
       case when l."undefined" then null else coalesce(l.value, 'null'::json) end as value
-    from locked l where l.outcome = 'ok'
+    from locked l where l.fence = 'ok' and not l.stored
   ), checkpoints as (
+    -- First writer wins: a committed checkpoint may have been returned to user code already.
     insert into "durable".checkpoints (task_id, name, value, attempt, created_at)
     select ok.task_id, ok.name, ok.value, ok.attempt, v_now from ok where ok.kind = 'checkpoint'
-    on conflict (task_id, name) do update set value = excluded.value, attempt = excluded.attempt,
-      created_at = excluded.created_at
-    where "durable".checkpoints.attempt <= excluded.attempt
+    on conflict (task_id, name) do nothing
     returning 1
   ), renewed as (
     -- The batched form of _renew_lease.
@@ -652,5 +880,5 @@ begin
     delete from "durable".waits w using ok where ok.kind = 'complete' and w.run_id = ok.run_id
     returning 1
   )
-  select l.i, l.outcome from locked l;
+  select l.i, case when l.fence <> 'ok' then l.fence when l.stored then 'exists' else 'ok' end from locked l;
 end $function$;

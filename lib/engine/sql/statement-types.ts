@@ -25,6 +25,8 @@ export interface RunFence {
   taskId: string;
   runId: string;
   workerId: string;
+  /** The claim epoch: which claim of the run (and so which execution) writes. */
+  epoch: number;
 }
 
 /** A checkpoint or a completion, group-committed by `write_batch`. */
@@ -32,6 +34,8 @@ export interface WorkerWrite {
   kind: 'checkpoint' | 'complete';
   taskId: string;
   runId: string;
+  /** The claim epoch of the execution that writes (see RunFence). */
+  epoch: number;
   /** The checkpoint's name (checkpoints only). */
   name?: string;
   /** JSON text, or null for undefined. */
@@ -47,6 +51,8 @@ export interface ClaimArgs {
   leaseMs: number;
   /** Also sweep expired leases and cancellation policies (bounded by `limit`). */
   sweep: boolean;
+  /** Which queue (index into `queues`, modulo) gets the first share of the free slots; random if absent. */
+  firstQueue?: number;
 }
 
 export interface ListTasksArgs {

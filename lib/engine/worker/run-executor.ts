@@ -3,14 +3,16 @@ import { NonRetryableError } from '../../errors/non-retryable.error.js';
 import { SerializationError } from '../../errors/serialization.error.js';
 import type { DurableTaskHandler } from '../../interfaces/task-context.interface.js';
 import { DurableTaskContext, type ClaimedRun } from '../context/task-context.js';
-import { isError, redact } from '../db/database-errors.js';
+import { redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import type { WorkerSettings } from '../options.js';
 import type { HandlerRegistry } from '../registry/handler-registry.js';
 import type { RunFence } from '../sql/statements.js';
 import { toJson } from '../support/json.js';
+import { timerMs } from '../support/wakeable.js';
 import type { DurableLogger } from '../support/logger.js';
 import { batchedWrites, type WriteFn } from './batched-writes.js';
+import { describeError } from './describe-error.js';
 import type { DurableWorkerMonitor, ObservedRun } from './worker-monitor.js';
 
 /**
@@ -18,8 +20,13 @@ import type { DurableWorkerMonitor, ObservedRun } from './worker-monitor.js';
  * error, unless the execution was stopped (suspended, cancelled, lease lost) on the way.
  */
 export class RunExecutor {
-  /** The contexts of the handlers running now, by task id. */
-  private readonly running = new Map<string, DurableTaskContext>();
+  /** The handlers running now, by run id (a cancellation is announced by run id). */
+  private readonly running = new Map<string, { run: ClaimedRun; ctx: DurableTaskContext }>();
+  /**
+   * Every run this worker executes now, from its claim until its outcome was recorded or given
+   * up (and, when recording failed, until its lease has expired).
+   */
+  private readonly held = new Set<string>();
   private readonly write: WriteFn;
 
   constructor(
@@ -32,14 +39,43 @@ export class RunExecutor {
     this.write = batchedWrites(store, settings.workerId);
   }
 
-  /** A cancellation arrived by NOTIFY: the handler stops at its next context call. */
-  cancelled(taskId: string): void {
-    this.running.get(taskId)?.cancelled();
+  /** A cancellation of this run arrived by NOTIFY: its handler stops at its next context call. */
+  cancelled(runId: string): void {
+    this.running.get(runId)?.ctx.cancelled();
+  }
+
+  /** The runs this worker is executing (what `release_runs` must keep). */
+  heldRuns(): string[] {
+    return [...this.held];
+  }
+
+  /**
+   * The worker gives up on the handlers still running (after `shutdownTimeoutMs`): each is
+   * stopped (its next context call throws instead of running anything), and the run of each one
+   * that is not inside a step's function or a database call is put back without using an
+   * attempt. The others keep their lease until it expires (a failed attempt, LeaseExpired).
+   */
+  async abandon(): Promise<{ released: number; left: number }> {
+    const idle: ClaimedRun[] = [];
+    for (const { run, ctx } of this.running.values()) {
+      // Judged and stopped in one turn: nothing of the handler can start in between.
+      if (ctx.idle && !ctx.stopReason) idle.push(run);
+      ctx.stop('shutdown');
+    }
+    const outcomes = await Promise.allSettled(
+      idle.map((run) => this.store.one(this.store.sql.defer(fenceOf(run, this.settings.workerId), 0, false))),
+    );
+    const released = outcomes.filter((outcome) => outcome.status === 'fulfilled' && outcome.value.outcome === 'ok').length;
+    return { released, left: this.running.size - released };
   }
 
   async execute(run: ClaimedRun): Promise<void> {
     const ids = `task ${run.taskId} (${run.queue}/${run.taskName}, attempt ${run.attempt})`;
-    const observed: ObservedRun = { ...fenceOf(run, this.settings.workerId), attempt: run.attempt, queue: run.queue, taskName: run.taskName };
+    const observed: ObservedRun = {
+      taskId: run.taskId, runId: run.runId, workerId: this.settings.workerId, attempt: run.attempt, queue: run.queue, taskName: run.taskName,
+    };
+    this.held.add(run.runId);
+    let keepFor = 0;
     try {
       const handler = this.registry.get(run.queue, run.taskName);
       if (!handler) return await this.deferUnknown(run, ids);
@@ -48,11 +84,14 @@ export class RunExecutor {
         workerId: this.settings.workerId,
         leaseMs: this.settings.leaseMs,
         maxPayloadBytes: this.settings.maxPayloadBytes,
+        maxCheckpointBytesPerTask: this.settings.maxCheckpointBytesPerTask,
         write: this.write,
         onStep: this.monitor && ((step) => this.monitor!.emit('onStep', observed, step)),
       });
-      this.running.set(run.taskId, ctx);
-      const outcome = await this.runHandler(handler, run, ctx, observed).finally(() => this.running.delete(run.taskId));
+      this.running.set(run.runId, { run, ctx });
+      // Out of `running` as soon as the handler settled: its outcome is being recorded, not to be released.
+      const settled = () => this.running.delete(run.runId);
+      const outcome = await this.runHandler(handler, run, ctx, observed, settled).finally(settled);
       const lost = outcome === 'cancelled' || ctx.stopReason === 'cancelled' ? 'cancelled'
         : outcome === 'lost' || ctx.stopReason === 'lease-lost' ? 'lease-lost' : undefined;
       if (lost) this.monitor?.emit('onLeaseLost', observed, lost);
@@ -60,13 +99,20 @@ export class RunExecutor {
         this.logger.warn(`${ids}: outcome not recorded, the run was ${outcome === 'cancelled' ? 'cancelled' : 'taken over after its lease expired'}`);
       }
     } catch (error) {
-      // Only a database failure gets here; the lease expires and another attempt runs.
-      this.logger.error(`${ids}: could not record the outcome: ${redact((error as Error).message)}`);
+      // Only a database failure gets here; the lease expires and another attempt runs. Until
+      // then the run stays held: a write of it may have committed, so it is not released as new.
+      this.logger.error(`${ids}: could not record the outcome: ${redact(describeError(error).message)}`);
+      keepFor = this.settings.leaseMs;
+    } finally {
+      if (keepFor === 0) this.held.delete(run.runId);
+      else setTimeout(() => this.held.delete(run.runId), timerMs(keepFor)).unref();
     }
   }
 
   /** Runs the handler and records its result or error, unless the execution was stopped. */
-  private async runHandler(handler: DurableTaskHandler, run: ClaimedRun, ctx: DurableTaskContext, observed: ObservedRun): Promise<string | undefined> {
+  private async runHandler(
+    handler: DurableTaskHandler, run: ClaimedRun, ctx: DurableTaskContext, observed: ObservedRun, settled: () => void,
+  ): Promise<string | undefined> {
     const fail = async (error: unknown) => {
       const statement = this.store.sql.fail(fenceOf(run, this.settings.workerId), JSON.stringify(describeError(error)), isFinal(error));
       const outcome = (await this.store.one(statement)).outcome as string;
@@ -78,8 +124,10 @@ export class RunExecutor {
     try {
       result = await handler.run(run.params, ctx);
     } catch (error) {
+      settled();
       return ctx.stopReason ? undefined : fail(error);
     }
+    settled();
     if (ctx.stopReason) return undefined;
     let json;
     try {
@@ -88,7 +136,7 @@ export class RunExecutor {
       return fail(error);
     }
     const outcome = await this.write({
-      kind: 'complete', taskId: run.taskId, runId: run.runId, value: json.text,
+      kind: 'complete', taskId: run.taskId, runId: run.runId, epoch: run.epoch, value: json.text,
       attempt: run.attempt, leaseMs: this.settings.leaseMs,
     });
     if (outcome === 'ok') this.monitor?.emit('onComplete', observed, Date.now() - startedAt);
@@ -99,7 +147,7 @@ export class RunExecutor {
     const { unknownTaskDelayMs } = this.settings;
     const delayMs = unknownTaskDelayMs + Math.floor(Math.random() * unknownTaskDelayMs);
     this.logger.warn(`${ids}: no handler in this process for "${run.taskName}" on queue "${run.queue}"; put back for ${delayMs} ms without using an attempt`);
-    await this.store.one(this.store.sql.defer(fenceOf(run, this.settings.workerId), delayMs));
+    await this.store.one(this.store.sql.defer(fenceOf(run, this.settings.workerId), delayMs, run.firstStart));
   }
 }
 
@@ -112,6 +160,9 @@ export function toClaimedRun(row: Row): ClaimedRun {
   return {
     taskId: row.task_id as string,
     runId: row.run_id as string,
+    epoch: row.epoch as number,
+    firstStart: row.first_start as boolean,
+    checkpointBytes: Number(row.checkpoint_bytes),
     attempt: row.attempt as number,
     queue: row.queue as string,
     taskName: row.name as string,
@@ -123,22 +174,9 @@ export function toClaimedRun(row: Row): ClaimedRun {
 }
 
 function fenceOf(run: ClaimedRun, workerId: string): RunFence {
-  return { taskId: run.taskId, runId: run.runId, workerId };
+  return { taskId: run.taskId, runId: run.runId, workerId, epoch: run.epoch };
 }
 
 function isFinal(error: unknown): boolean {
   return error instanceof NonRetryableError || error instanceof EventTimeoutError || error instanceof SerializationError;
-}
-
-/** `{ name, message, stack }`, made storable: any text can end up in an error message. */
-function describeError(error: unknown): Record<string, string> {
-  const storable = (text: string) => text.toWellFormed().replaceAll('\u0000', '\\u0000');
-  if (isError(error)) {
-    return {
-      name: storable(error.name),
-      message: storable(error.message),
-      ...(error.stack ? { stack: storable(error.stack) } : {}),
-    };
-  }
-  return { name: 'Error', message: storable(String(error)) };
 }

@@ -1,5 +1,5 @@
 import type { Notifier } from '../db/notifier.js';
-import { redact } from '../db/database-errors.js';
+import { isConnectionError, redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import type { WorkerSettings } from '../options.js';
 import type { HandlerRegistry } from '../registry/handler-registry.js';
@@ -23,6 +23,10 @@ export class Worker {
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
   private sweptAt = 0;
+  /** Claims made: each starts its fair share at the next queue. */
+  private claims = 0;
+  /** A claim may have committed without its answer: put back what it took before claiming again. */
+  private releasePending = false;
   private lastClaimAt: Date | undefined;
   private lastError: WorkerStatus['lastError'];
 
@@ -52,12 +56,22 @@ export class Worker {
     this.loop = this.run();
   }
 
-  /** Stops claiming, waits up to `shutdownTimeoutMs` for running handlers, then returns. */
+  /**
+   * Stops claiming and waits up to `shutdownTimeoutMs` for running handlers. Then it gives up on
+   * those still running: each is stopped (its next ctx call throws), the runs of those that were
+   * not inside a step or a ctx call are put back without using an attempt, and the others keep
+   * their lease until it expires (a failed attempt, retried elsewhere).
+   */
   async stop(): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     this.wakeable.wake();
     await this.loop;
+    if (this.releasePending) {
+      await this.release().catch((error: unknown) => {
+        this.logger.error(`could not put back the runs of a claim whose answer was lost: ${redact((error as Error).message)}`);
+      });
+    }
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => {
@@ -66,7 +80,11 @@ export class Worker {
       const outcome = await Promise.race([Promise.allSettled([...this.active]), timeout]);
       clearTimeout(timer);
       if (outcome === 'timeout') {
-        this.logger.warn(`${this.active.size} task(s) still running after shutdownTimeoutMs; their leases will expire and another worker will retry them`);
+        const { released, left } = await this.executor.abandon();
+        this.logger.warn(
+          `${released + left} task(s) still running after shutdownTimeoutMs were stopped: ${released} put back without ` +
+          `using an attempt (not inside a step), ${left} left to their lease (it expires as a failed attempt and another worker retries them)`,
+        );
       }
     }
     // Only now: a cancellation must still reach the handlers that are draining.
@@ -87,12 +105,16 @@ export class Worker {
     while (this.state === 'running') {
       let waitMs = this.settings.pollIntervalMs;
       const free = this.settings.concurrency - this.active.size;
-      if (free > 0) {
+      if (free > 0 || this.releasePending) {
         try {
+          // Before claiming again: a lost claim's runs must not wait for their lease.
+          if (this.releasePending) await this.release();
+          if (free <= 0) continue;
           // Sweeping expired leases and policies at most every SWEEP_EVERY_MS keeps busy claims lean.
           const sweep = Date.now() - this.sweptAt >= SWEEP_EVERY_MS;
           const rows = await this.store.query(this.store.sql.claim({
             queues: this.settings.queues, workerId: this.settings.workerId, limit: free, leaseMs: this.settings.leaseMs, sweep,
+            firstQueue: this.claims++ % this.settings.queues.length,
           }));
           if (sweep) this.sweptAt = Date.now();
           this.lastClaimAt = new Date();
@@ -109,6 +131,8 @@ export class Worker {
           }
           if (claimed === free) continue;
         } catch (error) {
+          // The claim may have committed (its answer lost): what it took must not wait for its lease.
+          if ((error as Error)?.name === 'OutcomeUnknownError' || isConnectionError(error)) this.releasePending = true;
           backoffMs = Math.min(Math.max(backoffMs * 2, 100), 10_000);
           const message = redact((error as Error).message);
           this.lastError = { message, at: new Date() };
@@ -118,6 +142,25 @@ export class Worker {
       }
       if (this.state !== 'running') break;
       await this.wakeable.wait(waitMs);
+    }
+  }
+
+  /**
+   * Puts back the runs this worker holds in the database but is not executing (claimed by a
+   * claim whose answer was lost), without using an attempt. If it throws, the loop tries again
+   * before its next claim.
+   */
+  private async release(): Promise<void> {
+    try {
+      const row = await this.store.one(this.store.sql.releaseRuns(this.settings.workerId, this.executor.heldRuns()));
+      this.releasePending = false;
+      if ((row.released as number) > 0) {
+        this.logger.warn(`put back ${row.released as number} run(s) claimed by a claim whose answer was lost, without using an attempt`);
+      }
+    } catch (error) {
+      throw Object.assign(new Error(`could not put back the runs of a claim whose answer was lost: ${(error as Error)?.message}`), {
+        name: 'ReleaseFailed',
+      });
     }
   }
 

@@ -3,6 +3,8 @@ import { assertSchemaName } from '../schema-name.js';
 import { DurableCreateTables1764000000001 } from './0001-create-tables.js';
 import { DurableCreateFunctions1764000000002 } from './0002-create-functions.js';
 import { DurableBatchedWrites1764000000003 } from './0003-batched-writes.js';
+import { DurableExecutionFencing1764000000004 } from './0004-execution-fencing.js';
+import { DurableSpawnIsolation1764000000005 } from './0005-spawn-isolation.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -20,6 +22,8 @@ export const durableMigrations = [
   DurableCreateTables1764000000001,
   DurableCreateFunctions1764000000002,
   DurableBatchedWrites1764000000003,
+  DurableExecutionFencing1764000000004,
+  DurableSpawnIsolation1764000000005,
 ];
 
 /**

@@ -1,0 +1,34 @@
+import type { WorkerWrite } from '../sql/statements.js';
+
+/** What the worker claimed: one run and everything its handler needs to replay. */
+export interface ClaimedRun {
+  taskId: string;
+  runId: string;
+  /** Which claim of the run this is; every write of this execution is fenced on it. */
+  epoch: number;
+  /** This claim was the task's first start (a `defer` of it undoes that). */
+  firstStart: boolean;
+  attempt: number;
+  queue: string;
+  taskName: string;
+  params: unknown;
+  headers: Record<string, unknown>;
+  /** Checkpoint name to stored value (`undefined` for a step that returned nothing). */
+  checkpoints: Map<string, unknown>;
+  /** The bytes of JSON of those checkpoints (the execution counts on from there). */
+  checkpointBytes: number;
+  /** The database clock when the run was claimed. */
+  claimedAt: Date;
+}
+
+export interface ContextSettings {
+  workerId: string;
+  leaseMs: number;
+  maxPayloadBytes: number;
+  /** The cap on the bytes of all of a task's checkpoints: a step past it is refused. */
+  maxCheckpointBytesPerTask: number;
+  /** Where checkpoints go: batched with the other handlers' writes; resolves with the outcome. */
+  write: (write: WorkerWrite) => Promise<string>;
+  /** Told after each step's checkpoint is written. */
+  onStep?: (step: { name: string; durationMs: number }) => void;
+}
