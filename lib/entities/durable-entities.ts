@@ -23,6 +23,8 @@ export interface TaskRow {
   updatedAt: Date;
   firstStartedAt: Date | null;
   finishedAt: Date | null;
+  /** The task whose `ctx.spawn` created this one (null for a top-level task). */
+  parentTaskId: string | null;
 }
 
 /** A row of `<schema>.runs`: one attempt. */
@@ -42,6 +44,12 @@ export interface RunRow {
   finishedAt: Date | null;
   /** Bumped by every claim of the run: which execution may write for it. */
   claimEpoch: number;
+  /** The children a join of this run waits for, how many are still running, and whether one completed child is enough. */
+  joinChildren: string[] | null;
+  joinOutstanding: number | null;
+  joinAny: boolean | null;
+  /** The deadline of that join (`join({ timeoutMs })`). */
+  joinDeadline: Date | null;
 }
 
 /** A row of `<schema>.checkpoints`. */
@@ -128,6 +136,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         updatedAt: { ...time, name: 'updated_at' },
         firstStartedAt: { ...nullable(time), name: 'first_started_at' },
         finishedAt: { ...nullable(time), name: 'finished_at' },
+        parentTaskId: { ...nullable(uuid), name: 'parent_task_id' },
       },
     }),
     run: new EntitySchema<RunRow>({
@@ -150,6 +159,10 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         startedAt: { ...nullable(time), name: 'started_at' },
         finishedAt: { ...nullable(time), name: 'finished_at' },
         claimEpoch: { ...integer, name: 'claim_epoch' },
+        joinChildren: { ...nullable(uuid), array: true, name: 'join_children' },
+        joinOutstanding: { ...nullable(integer), name: 'join_outstanding' },
+        joinAny: { type: 'boolean', nullable: true, name: 'join_any' },
+        joinDeadline: { ...nullable(time), name: 'join_deadline' },
       },
     }),
     checkpoint: new EntitySchema<CheckpointRow>({

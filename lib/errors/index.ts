@@ -1,4 +1,6 @@
 export * from './durable.error.js';
+export * from './child-cancelled.error.js';
+export * from './child-failed.error.js';
 export * from './database-unavailable.error.js';
 export * from './database-timeout.error.js';
 export * from './event-timeout.error.js';

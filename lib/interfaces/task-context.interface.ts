@@ -1,3 +1,5 @@
+import type { SpawnOptions } from './task-options.interface.js';
+
 /**
  * Terminology
  * - task: one durable unit of work: a name, JSON params, options and a result.
@@ -36,6 +38,56 @@ export interface TaskContext {
   emitEvent(eventName: string, payload?: unknown): Promise<void>;
   /** Renews the lease for `extendMs` (default: the worker's `leaseMs`). */
   heartbeat(extendMs?: number): Promise<void>;
+
+  /**
+   * Spawns a child task (a `@DurableTask` class or a task name, options as `DurableClient.spawn`
+   * without `manager`) and returns its handle. Checkpointed under `stepName`: a replay or retry
+   * returns the same handle and never spawns a second child. Bad input is refused like
+   * `client.spawn` and writes nothing.
+   */
+  spawn<O, P = unknown>(stepName: string, task: new (...args: never[]) => DurableTaskHandler<P, O>, params: P, options?: ChildSpawnOptions): Promise<TaskHandle<O>>;
+  spawn<O = unknown>(stepName: string, task: string, params?: unknown, options?: ChildSpawnOptions): Promise<TaskHandle<O>>;
+  /**
+   * The child's result. Until the child is terminal the task is suspended (no worker slot held).
+   * A failed child throws `ChildFailedError`, a cancelled one `ChildCancelledError`, `timeoutMs`
+   * passing `TimeoutError`. The outcome is checkpointed. Only this task's children may be joined.
+   */
+  join<O>(handle: TaskHandle<O>, options?: JoinOptions): Promise<O>;
+  /**
+   * Every result, in the order of `handles`, after one suspension until all are terminal. If one
+   * failed or was cancelled, throws for the first such handle in the list (after all are terminal).
+   * `joinAll([])` returns `[]`.
+   */
+  joinAll<O>(handles: readonly TaskHandle<O>[]): Promise<O[]>;
+  /**
+   * The first child to complete (`index` into `handles`); throws `ChildFailedError` /
+   * `ChildCancelledError` (the first in the list) only when every child failed or was cancelled.
+   * `handles` must not be empty.
+   */
+  joinAny<O>(handles: readonly TaskHandle<O>[]): Promise<{ index: number; result: O }>;
+  /** The database clock, recorded once: every replay and retry returns the same `Date`; each call a fresh one. */
+  now(): Promise<Date>;
+  /** A random number in [0, 1), recorded once (the same on every replay and retry; each call a fresh one). */
+  random(): Promise<number>;
+  /** A random UUID, recorded once (the same on every replay and retry; each call a fresh one). */
+  uuid(): Promise<string>;
+}
+
+/** A child task spawned by `ctx.spawn`: plain JSON, so it may be returned from a step, stored or passed in params. */
+export interface TaskHandle<O = unknown> {
+  taskId: string;
+  taskName: string;
+  queue: string;
+  /** Type only: the child's result type. */
+  readonly __result?: O;
+}
+
+/** `SpawnOptions` of `ctx.spawn`: the child is spawned in the parent's own transition, never in a `manager`'s. */
+export type ChildSpawnOptions = Omit<SpawnOptions, 'manager'>;
+
+export interface JoinOptions {
+  /** Throw `TimeoutError` if the child is not terminal this long after the join first suspended. @default wait forever */
+  timeoutMs?: number;
 }
 
 export interface AwaitEventOptions {

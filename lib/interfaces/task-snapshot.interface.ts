@@ -23,6 +23,8 @@ export interface TaskSnapshot<P = unknown, O = unknown> {
   error?: TaskError;
   createdAt: Date;
   updatedAt: Date;
+  /** The task whose `ctx.spawn` created this one; `null` for a top-level task. */
+  parentTaskId: string | null;
 }
 
 export interface ListTasksOptions {
@@ -33,6 +35,8 @@ export interface ListTasksOptions {
   limit?: number;
   /** The `taskId` of the last task of the previous page (`TaskNotFoundError` if it was deleted since). */
   cursor?: string;
+  /** Only the children of this task (spawned by its `ctx.spawn`). */
+  parentTaskId?: string;
 }
 
 export interface AwaitResultOptions {

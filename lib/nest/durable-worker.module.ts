@@ -3,6 +3,7 @@ import {
 } from '@nestjs/common';
 import { ModulesContainer } from '@nestjs/core';
 import { DURABLE_CONNECTION, DURABLE_RESOLVED_OPTIONS } from '../durable.module-definition.js';
+import { DurableClient } from '../engine/client/durable-client.js';
 import type { DurableConnection } from '../engine/db/connection.js';
 import type { ResolvedOptions } from '../engine/options.js';
 import { Worker } from '../engine/worker/worker.js';
@@ -31,6 +32,7 @@ export class DurableWorkerLifecycle implements OnModuleInit, OnApplicationBootst
     @Inject(DURABLE_CONNECTION) private readonly connection: DurableConnection,
     @Inject(DurableLifecycle) private readonly durable: DurableLifecycle,
     @Inject(DurableWorkerMonitor) private readonly monitor: DurableWorkerMonitor,
+    @Inject(DurableClient) private readonly client: DurableClient,
   ) {
     for (const module of modules.values()) {
       if (module.metatype === DurableWorkerModule) module.distance = -1;
@@ -42,7 +44,8 @@ export class DurableWorkerLifecycle implements OnModuleInit, OnApplicationBootst
     if (worker === false) return;
     await closeOnFailure(this.connection, () => {
       const { store, notifier } = this.connection;
-      this.worker = new Worker(store, this.durable.registry, worker, this.logger, notifier, this.monitor);
+      this.worker = new Worker(store, this.durable.registry, worker, this.logger, notifier, this.monitor,
+        (task, params, options) => this.client.spawnRow(task, params, options));
     });
   }
 

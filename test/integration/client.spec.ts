@@ -61,7 +61,7 @@ class WaiterTask implements DurableTaskHandler<unknown, unknown> {
 }
 
 const HANDLERS = [EchoTask, ReturnsNullTask, BoomTask, FlakyTask, WorkTask, WaiterTask];
-const SNAPSHOT_KEYS = ['attempts', 'createdAt', 'headers', 'name', 'params', 'queue', 'state', 'taskId', 'updatedAt'];
+const SNAPSHOT_KEYS = ['attempts', 'createdAt', 'headers', 'name', 'params', 'parentTaskId', 'queue', 'state', 'taskId', 'updatedAt'];
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   return promise.then(
@@ -109,6 +109,7 @@ describe('DurableClient', () => {
         result: { echo: { a: [1, 'x'] } },
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
+        parentTaskId: null,
       });
       const row = (await sql.query(`select created_at, updated_at from durable.tasks where id = $1`, [spawned.taskId])).rows[0];
       expect(snapshot.createdAt.getTime()).toBe(row.created_at.getTime());
@@ -141,6 +142,7 @@ describe('DurableClient', () => {
         error: expect.objectContaining({ name: 'BoomError', message: 'boom 3' }),
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
+        parentTaskId: null,
       });
     });
 
@@ -158,6 +160,7 @@ describe('DurableClient', () => {
         headers: {},
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
+        parentTaskId: null,
       });
     });
 

@@ -42,7 +42,7 @@ describe('TypeORM entities of durable tables', () => {
         .map((column) => ({
           column_name: column.databaseName,
           is_nullable: column.isNullable ? 'YES' : 'NO',
-          data_type: column.type === 'timestamp with time zone' ? 'timestamp with time zone' : String(column.type),
+          data_type: column.isArray ? 'ARRAY' : column.type === 'timestamp with time zone' ? 'timestamp with time zone' : String(column.type),
         }))
         .sort((x, y) => x.column_name.localeCompare(y.column_name));
       expect({ table: metadata.tableName, columns: mapped }).toEqual({ table: metadata.tableName, columns: rows });

@@ -69,12 +69,17 @@ export class DurableClient {
   spawn<P, O>(task: TaskHandlerClass<P, O>, params: P, options?: SpawnOptions): Promise<SpawnResult>;
   spawn(task: string, params?: unknown, options?: SpawnOptions): Promise<SpawnResult>;
   async spawn(task: string | TaskHandlerClass, params?: unknown, options: SpawnOptions = {}): Promise<SpawnResult> {
-    const definition = typeof task === 'string' ? this.definitionNamed(task, options.queue) : requireTaskOptions(task);
-    const row = toSpawnRow(typeof task === 'string' ? task : definition?.name, params, options, definition, this.settings);
+    const row = this.spawnRow(task, params, options);
     // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
     // spawns issued at the same time.
     const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
     return { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
+  }
+
+  /** @internal The checked row of a spawn, resolved as `spawn` resolves it (also for `ctx.spawn`); throws on bad input. */
+  spawnRow(task: string | TaskHandlerClass, params: unknown, options: SpawnOptions): SpawnRow {
+    const definition = typeof task === 'string' ? this.definitionNamed(task, options.queue) : requireTaskOptions(task);
+    return toSpawnRow(typeof task === 'string' ? task : definition?.name, params, options, definition, this.settings);
   }
 
   /** Emits an event: the first emit of a name on a queue wins, later ones change nothing. */
@@ -117,6 +122,7 @@ export class DurableClient {
       throw new InvalidArgumentError(`state must be one of ${TASK_STATES.join(', ')}, got ${describe(options.state)}`);
     }
     if (options.cursor !== undefined) assertTaskId(options.cursor);
+    if (options.parentTaskId !== undefined) assertTaskId(options.parentTaskId);
     const limit = options.limit ?? 50;
     assertPositiveInteger(limit, 'limit');
     // A page after a task that is gone cannot be placed: say so rather than return nothing.
@@ -125,7 +131,7 @@ export class DurableClient {
     }
     const rows = await this.store.query(this.store.sql.listTasks({
       queue: options.queue ?? null, state: options.state ?? null, name: options.name ?? null,
-      cursor: options.cursor ?? null, limit: Math.min(limit, 1000),
+      cursor: options.cursor ?? null, limit: Math.min(limit, 1000), parentTaskId: options.parentTaskId ?? null,
     }));
     return rows.map((row) => toSnapshot(row));
   }

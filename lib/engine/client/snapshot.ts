@@ -23,6 +23,7 @@ export function toSnapshot<P = unknown, O = unknown>(row: Row): TaskSnapshot<P, 
     headers: row.headers as Record<string, unknown>,
     createdAt: row.created_at as Date,
     updatedAt: row.updated_at as Date,
+    parentTaskId: (row.parent_task_id as string | null) ?? null,
   };
   if (!row.no_result) snapshot.result = row.result as O;
   if (row.error !== null) snapshot.error = row.error as TaskError;

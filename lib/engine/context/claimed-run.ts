@@ -1,4 +1,9 @@
-import type { WorkerWrite } from '../sql/statements.js';
+import type { SpawnOptions } from '../../interfaces/task-options.interface.js';
+import type { TaskHandlerClass } from '../registry/task-metadata.js';
+import type { SpawnRow, WorkerWrite } from '../sql/statements.js';
+
+/** Checks a spawn and resolves it to its row, as `DurableClient.spawn` does (for `ctx.spawn`). */
+export type SpawnResolver = (task: string | TaskHandlerClass, params: unknown, options: SpawnOptions) => SpawnRow;
 
 /** What the worker claimed: one run and everything its handler needs to replay. */
 export interface ClaimedRun {
@@ -29,6 +34,8 @@ export interface ContextSettings {
   maxCheckpointBytesPerTask: number;
   /** Where checkpoints go: batched with the other handlers' writes; resolves with the outcome. */
   write: (write: WorkerWrite) => Promise<string>;
+  /** Resolves `ctx.spawn`'s task and options (the module's client); without it ctx.spawn is refused. */
+  spawnRow?: SpawnResolver;
   /** Told after each step's checkpoint is written. */
   onStep?: (step: { name: string; durationMs: number }) => void;
 }

@@ -1,7 +1,10 @@
-import { EventTimeoutError } from '../../errors/event-timeout.error.js';
+import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
-import type { AwaitEventOptions, TaskContext } from '../../interfaces/task-context.interface.js';
+import type { AwaitEventOptions, ChildSpawnOptions, JoinOptions, TaskContext, TaskHandle } from '../../interfaces/task-context.interface.js';
+import { joinAll, joinAny, joinOne } from '../children/joins.js';
+import { spawnChild } from '../children/spawn-child.js';
 import type { Store } from '../db/store.js';
+import type { TaskHandlerClass } from '../registry/task-metadata.js';
 import type { RunFence } from '../sql/statements.js';
 import { toJson } from '../support/json.js';
 import { assertDate, assertDuration, assertName, storableDate } from '../support/validation.js';
@@ -9,14 +12,19 @@ import { CheckpointBudget } from './checkpoint-cap.js';
 import { CheckpointNames } from './checkpoint-names.js';
 import type { ClaimedRun, ContextSettings } from './claimed-run.js';
 import { ControlSignal, type StopReason } from './control-signal.js';
+import { recordedNow, recordedRandom, recordedUuid } from './deterministic.js';
+import type { ExecutionCore } from './execution-core.js';
 import { assertNotInStep, inStep } from './step-scope.js';
+import { awaitEvent, emitEvent, sleep } from './suspensions.js';
 
 export type { ClaimedRun, ContextSettings };
 
-type EventOutcome = { payload: unknown } | { timedOut: true };
-
-/** The `ctx` of one execution; its checkpoints are named by `CheckpointNames`. */
-export class DurableTaskContext implements TaskContext {
+/**
+ * The `ctx` of one execution; its checkpoints are named by `CheckpointNames`. Sleeps and event
+ * waits live in `suspensions.ts`, deterministic values in `deterministic.ts`, child tasks and
+ * joins in `lib/engine/children/`, all written against `ExecutionCore`, which this implements.
+ */
+export class DurableTaskContext implements TaskContext, ExecutionCore {
   readonly taskId: string;
   readonly runId: string;
   readonly attempt: number;
@@ -28,15 +36,12 @@ export class DurableTaskContext implements TaskContext {
   private suspending = false;
   /** Step functions and database calls of this execution in flight. */
   private busy = 0;
-  private readonly names = new CheckpointNames();
-  private readonly fence: RunFence;
-  private readonly budget: CheckpointBudget;
+  readonly names = new CheckpointNames();
+  readonly fence: RunFence;
+  readonly budget: CheckpointBudget;
+  readonly claimedAtLocal = performance.now();
 
-  constructor(
-    private readonly store: Store,
-    private readonly run: ClaimedRun,
-    private readonly settings: ContextSettings,
-  ) {
+  constructor(readonly store: Store, readonly run: ClaimedRun, readonly settings: ContextSettings) {
     this.taskId = run.taskId;
     this.runId = run.runId;
     this.attempt = run.attempt;
@@ -93,48 +98,23 @@ export class DurableTaskContext implements TaskContext {
   async sleepFor(name: string, ms: number): Promise<void> {
     this.ensureActive('sleepFor');
     assertDuration(ms, 'sleepFor duration');
-    return this.sleep(name, null, ms);
+    return sleep(this, name, null, ms);
   }
 
   async sleepUntil(name: string, date: Date): Promise<void> {
     this.ensureActive('sleepUntil');
     assertDate(date, 'sleepUntil date');
-    return this.sleep(name, storableDate(date), null);
+    return sleep(this, name, storableDate(date), null);
   }
 
   async awaitEvent<T = unknown>(eventName: string, options: AwaitEventOptions = {}): Promise<T> {
     this.ensureActive('awaitEvent');
-    assertName(eventName, 'event name');
-    if (options.timeoutMs !== undefined) assertDuration(options.timeoutMs, 'awaitEvent timeoutMs');
-    if (options.stepName !== undefined) assertName(options.stepName, 'awaitEvent stepName');
-    const key = this.names.next('event', options.stepName ?? eventName);
-    let outcome = this.run.checkpoints.get(key) as EventOutcome | undefined;
-    if (!outcome) {
-      const row = await this.suspendable(() =>
-        this.store.one(this.store.sql.awaitEvent(this.fence, {
-          queue: this.queue, eventName, key, timeoutMs: options.timeoutMs ?? null,
-          attempt: this.attempt, leaseMs: this.settings.leaseMs,
-        })),
-      );
-      this.settle(row.outcome as string, 'checkpoint');
-      outcome = row.value as EventOutcome;
-      this.run.checkpoints.set(key, outcome);
-    }
-    if ('timedOut' in outcome) throw new EventTimeoutError(eventName);
-    return outcome.payload as T;
+    return awaitEvent<T>(this, eventName, options);
   }
 
-  async emitEvent(eventName: string, payload?: unknown): Promise<void> {
+  emitEvent(eventName: string, payload?: unknown): Promise<void> {
     this.ensureActive('emitEvent');
-    assertName(eventName, 'event name');
-    const key = this.names.next('emit', eventName);
-    if (this.run.checkpoints.has(key)) return;
-    const json = toJson(payload ?? null, `the payload of event "${eventName}"`, this.settings.maxPayloadBytes);
-    const row = await this.track(() => this.store.one(this.store.sql.emitFromTask(this.fence, {
-      key, queue: this.queue, eventName, payload: json.text ?? 'null', attempt: this.attempt, leaseMs: this.settings.leaseMs,
-    })));
-    this.settle(row.outcome as string);
-    this.run.checkpoints.set(key, { emitted: true });
+    return emitEvent(this, eventName, payload);
   }
 
   async heartbeat(extendMs?: number): Promise<void> {
@@ -144,25 +124,38 @@ export class DurableTaskContext implements TaskContext {
     this.settle(row.outcome as string);
   }
 
-  private async sleep(name: string, until: Date | null, ms: number | null): Promise<void> {
-    assertName(name, 'sleep name');
-    const key = this.names.next('sleep', name);
-    const stored = this.run.checkpoints.get(key) as { wakeAt: string } | undefined;
-    // A sleep that was already due when this run was claimed returns without a round trip.
-    if (stored && new Date(stored.wakeAt) <= this.run.claimedAt) return;
-    const row = await this.suspendable(() =>
-      this.store.one(this.store.sql.sleep(this.fence, {
-        key, wakeAt: until, durationMs: ms, attempt: this.attempt, leaseMs: this.settings.leaseMs,
-      })),
-    );
-    this.settle(row.outcome as string, 'continue');
-    this.run.checkpoints.set(key, { wakeAt: (row.wake_at as Date).toISOString() });
+  spawn<O>(stepName: string, task: string | TaskHandlerClass, params?: unknown, options?: ChildSpawnOptions): Promise<TaskHandle<O>> {
+    return spawnChild<O>(this, stepName, task, params, options);
+  }
+
+  join<O>(handle: TaskHandle<O>, options?: JoinOptions): Promise<O> {
+    return joinOne(this, handle, options);
+  }
+
+  joinAll<O>(handles: readonly TaskHandle<O>[]): Promise<O[]> {
+    return joinAll(this, handles);
+  }
+
+  joinAny<O>(handles: readonly TaskHandle<O>[]): Promise<{ index: number; result: O }> {
+    return joinAny(this, handles);
+  }
+
+  now(): Promise<Date> {
+    return recordedNow(this);
+  }
+
+  random(): Promise<number> {
+    return recordedRandom(this);
+  }
+
+  uuid(): Promise<string> {
+    return recordedUuid(this);
   }
 
   /** At most one call that may suspend is in flight, so two sleeps cannot race for the run. */
-  private async suspendable<R>(call: () => Promise<R>): Promise<R> {
+  async suspendable<R>(call: () => Promise<R>): Promise<R> {
     if (this.suspending) {
-      throw new InvalidArgumentError('sleepFor, sleepUntil and awaitEvent cannot run concurrently in one task; await one before starting the next');
+      throw new InvalidArgumentError('sleepFor, sleepUntil, awaitEvent, join, joinAll and joinAny cannot run concurrently in one task; await one before starting the next');
     }
     this.suspending = true;
     try {
@@ -173,7 +166,7 @@ export class DurableTaskContext implements TaskContext {
   }
 
   /** Counts `call` as in flight (see `idle`). */
-  private async track<R>(call: () => Promise<R>): Promise<R> {
+  async track<R>(call: () => Promise<R>): Promise<R> {
     this.busy += 1;
     try {
       return await call();
@@ -183,22 +176,21 @@ export class DurableTaskContext implements TaskContext {
   }
 
   /** The committed checkpoint `key` (`fallback` if it is gone: cleaned up meanwhile). */
-  private async stored<T>(key: string, fallback: T): Promise<T> {
+  async stored<T>(key: string, fallback: T): Promise<T> {
     const row = await this.store.query(this.store.sql.readCheckpoint(this.taskId, key));
     if (row.length === 0) return fallback;
     return (row[0].is_null ? undefined : row[0].value) as T;
   }
 
-
   /** Turns a transition's outcome into a return (when it is `ok`) or a stop. */
-  private settle(outcome: string, proceed = 'ok'): void {
+  settle(outcome: string, proceed = 'ok'): void {
     if (outcome === proceed) return;
     this.stopped = outcome === 'suspended' || outcome === 'cancelled' ? outcome : 'lease-lost';
     throw new ControlSignal(this.stopped);
   }
 
   /** Throws the control signal once stopped; `call`: refused from inside a step's function too. */
-  private ensureActive(call?: string): void {
+  ensureActive(call?: string): void {
     if (this.stopped) throw new ControlSignal(this.stopped);
     if (call) assertNotInStep(this, call);
   }

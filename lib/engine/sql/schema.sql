@@ -41,6 +41,10 @@ create table durable.runs (
   started_at timestamp with time zone,
   finished_at timestamp with time zone,
   claim_epoch integer not null default 0,
+  join_children uuid[],
+  join_outstanding integer,
+  join_any boolean,
+  join_deadline timestamp with time zone,
   constraint runs_pkey PRIMARY KEY (id),
   constraint runs_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
   constraint runs_task_id_attempt_key UNIQUE (task_id, attempt),
@@ -69,6 +73,7 @@ create table durable.tasks (
   updated_at timestamp with time zone not null,
   first_started_at timestamp with time zone,
   finished_at timestamp with time zone,
+  parent_task_id uuid,
   constraint tasks_max_attempts_check CHECK ((max_attempts >= 1)),
   constraint tasks_pkey PRIMARY KEY (id),
   constraint tasks_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
@@ -77,6 +82,7 @@ CREATE INDEX tasks_cancel_at ON durable.tasks USING btree (queue, cancel_at) WHE
 CREATE INDEX tasks_created_at ON durable.tasks USING btree (created_at DESC, id DESC);
 CREATE INDEX tasks_finished_at ON durable.tasks USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 CREATE UNIQUE INDEX tasks_idempotency_key ON durable.tasks USING btree (queue, idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX tasks_parent ON durable.tasks USING btree (parent_task_id) WHERE (parent_task_id IS NOT NULL);
 CREATE INDEX tasks_queue_created_at ON durable.tasks USING btree (queue, created_at DESC, id DESC);
 
 create table durable.test_clock (
@@ -137,6 +143,27 @@ begin
     perform pg_notify('durable_cancel', v_run::text);
   end loop;
   delete from "durable".waits where task_id = p_task;
+  perform "durable"._cancel_descendants(p_task, p_now);
+  perform "durable"._child_terminal(p_task, false, p_now);
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._cancel_descendants(p_task uuid, p_now timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v record;
+begin
+  for v in select t.id, t.state from "durable".tasks t where t.parent_task_id = p_task order by t.id for update loop
+    if v.state in ('pending', 'running', 'sleeping') then
+      perform "durable"._cancel(v.id, p_now, jsonb_build_object('name', 'TaskCancelled',
+        'message', format('cancelled because its parent task %s ended without completing', p_task),
+        'parentTaskId', p_task));
+    else
+      perform "durable"._cancel_descendants(v.id, p_now);
+    end if;
+  end loop;
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable._checkpoint(p_task uuid, p_name text, p_value json, p_attempt integer, p_now timestamp with time zone)
@@ -148,6 +175,33 @@ AS $function$
   values (p_task, p_name, p_value, p_attempt, p_now)
   on conflict (task_id, name) do nothing
 $function$;
+
+CREATE OR REPLACE FUNCTION durable._child_terminal(p_child uuid, p_completed boolean, p_now timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_parent uuid;
+  v_left integer;
+  v_run uuid;
+  v_queue text;
+begin
+  select t.parent_task_id into v_parent from "durable".tasks t where t.id = p_child;
+  if v_parent is null then return; end if;
+  -- The parent's lock orders this against its join; the next statements see what the join committed.
+  perform 1 from "durable".tasks t where t.id = v_parent for update;
+  update "durable".runs r set join_outstanding = case when p_completed and r.join_any then 0 else r.join_outstanding - 1 end
+  where r.id = (select t.run_id from "durable".tasks t where t.id = v_parent) and r.state = 'sleeping'
+    and r.join_outstanding > 0 and p_child = any(r.join_children)
+  returning r.join_outstanding, r.id, r.queue into v_left, v_run, v_queue;
+  if v_run is null or v_left > 0 then return; end if;
+  update "durable".runs set state = 'pending', available_at = p_now, wake_event = null,
+    join_children = null, join_outstanding = null, join_any = null
+  where id = v_run;
+  update "durable".tasks set state = 'pending', updated_at = p_now where id = v_parent;
+  perform pg_notify('durable_wakeup', v_queue);
+end $function$;
 
 CREATE OR REPLACE FUNCTION durable._fail(p_task uuid, p_run uuid, p_error jsonb, p_final boolean, p_now timestamp with time zone)
  RETURNS void
@@ -171,6 +225,8 @@ begin
     update "durable".tasks set state = 'failed', error = p_error, cancel_at = null,
       finished_at = p_now, updated_at = p_now
     where id = p_task;
+    perform "durable"._cancel_descendants(p_task, p_now);
+    perform "durable"._child_terminal(p_task, false, p_now);
     return;
   end if;
 
@@ -660,6 +716,71 @@ begin
   return 'ok';
 end $function$;
 
+CREATE OR REPLACE FUNCTION durable.join_tasks(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text, p_children uuid[], p_any boolean, p_timeout_ms double precision, p_attempt integer, p_lease_ms double precision)
+ RETURNS TABLE(outcome text, value json)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
+  v_value json;
+  v_bad uuid;
+  v_open uuid[];
+  v_deadline timestamptz;
+begin
+  if v_fence <> 'ok' then return query select v_fence, null::json; return; end if;
+  select cp.value into v_value from "durable".checkpoints cp where cp.task_id = p_task and cp.name = p_step;
+  if found then return query select 'checkpoint'::text, v_value; return; end if;
+
+  select c.id into v_bad from unnest(p_children) c(id) left join "durable".tasks t on t.id = c.id
+  where t.parent_task_id is distinct from p_task limit 1;
+  if found then return query select 'not_child'::text, to_json(v_bad); return; end if;
+
+  select array_agg(c.id order by c.n) filter (where t.state in ('pending', 'running', 'sleeping')) into v_open
+  from unnest(p_children) with ordinality c(id, n) join "durable".tasks t on t.id = c.id;
+  v_value := null;
+  if p_any then
+    select json_build_object('index', c.n - 1, 'result', t.result) into v_value
+    from unnest(p_children) with ordinality c(id, n) join "durable".tasks t on t.id = c.id
+    where t.state = 'completed' order by t.finished_at, c.n limit 1;
+  end if;
+  if v_value is null and v_open is null then
+    select case when t.state = 'failed'
+        then json_build_object('failed', json_build_object('childTaskId', t.id,
+          'name', coalesce(t.error->>'name', 'Error'), 'message', coalesce(t.error->>'message', '')))
+        else json_build_object('cancelled', json_build_object('childTaskId', t.id)) end into v_value
+    from unnest(p_children) with ordinality c(id, n) join "durable".tasks t on t.id = c.id
+    where t.state in ('failed', 'cancelled') order by c.n limit 1;
+    if v_value is null then
+      select json_build_object('results', coalesce(json_agg(t.result order by c.n), '[]'::json)) into v_value
+      from unnest(p_children) with ordinality c(id, n) join "durable".tasks t on t.id = c.id;
+    end if;
+  end if;
+  if v_value is null then
+    -- The deadline of this join, kept on the run across its suspensions (a retry starts again).
+    select r.join_deadline into v_deadline from "durable".runs r where r.id = p_run;
+    v_deadline := coalesce(v_deadline, v_now + "durable"._ms(p_timeout_ms));
+    if v_deadline <= v_now then v_value := json_build_object('timedOut', true); end if;
+  end if;
+
+  if v_value is not null then
+    perform "durable"._checkpoint(p_task, p_step, v_value, p_attempt, v_now);
+    update "durable".runs set lease_expires_at = v_now + "durable"._ms(p_lease_ms),
+      join_children = null, join_outstanding = null, join_any = null, join_deadline = null
+    where id = p_run;
+    return query select 'checkpoint'::text, v_value;
+    return;
+  end if;
+  update "durable".runs set state = 'sleeping', available_at = coalesce(v_deadline, 'infinity'), lease_expires_at = null,
+    wake_event = null, join_children = v_open,
+    join_outstanding = (select count(distinct c) from unnest(v_open) c), join_any = p_any,
+    join_deadline = v_deadline
+  where id = p_run;
+  update "durable".tasks set state = 'sleeping', updated_at = v_now where id = p_task;
+  return query select 'suspended'::text, null::json;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable.now()
  RETURNS timestamp with time zone
  LANGUAGE sql
@@ -810,6 +931,31 @@ begin
   end loop;
 end $function$;
 
+CREATE OR REPLACE FUNCTION durable.spawn_child(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text, p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_attempt integer, p_lease_ms double precision)
+ RETURNS TABLE(outcome text, value json)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
+  v_value json;
+  v_child uuid;
+  v_created boolean;
+begin
+  if v_fence <> 'ok' then return query select v_fence, null::json; return; end if;
+  select cp.value into v_value from "durable".checkpoints cp where cp.task_id = p_task and cp.name = p_step;
+  if found then return query select 'checkpoint'::text, v_value; return; end if;
+  select st.task_id, st.created into v_child, v_created
+  from "durable".spawn_task(p_queue, p_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_idempotency_key, p_delay_ms, p_run_at) st;
+  if v_created then update "durable".tasks set parent_task_id = p_task where id = v_child; end if;
+  v_value := json_build_object('taskId', v_child, 'taskName', p_name, 'queue', p_queue);
+  perform "durable"._checkpoint(p_task, p_step, v_value, p_attempt, v_now);
+  perform "durable"._renew_lease(p_run, v_now, p_lease_ms);
+  return query select 'checkpoint'::text, v_value;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
  RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE plpgsql
@@ -881,4 +1027,10 @@ begin
     returning 1
   )
   select l.i, case when l.fence <> 'ok' then l.fence when l.stored then 'exists' else 'ok' end from locked l;
+  -- The children this call completed tell their parents (a join may wait for them).
+  perform "durable"._child_terminal(t.id, true, v_now)
+  from "durable".tasks t
+  where t.id in (select (e->>'task_id')::uuid from json_array_elements(p_ops) e where e->>'kind' = 'complete')
+    and t.parent_task_id is not null and t.state = 'completed' and t.finished_at = v_now
+  order by t.parent_task_id;
 end $function$;

@@ -61,4 +61,6 @@ export interface ListTasksArgs {
   name: string | null;
   cursor: string | null;
   limit: number;
+  /** Only the children of this task. */
+  parentTaskId: string | null;
 }

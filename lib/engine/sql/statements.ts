@@ -13,7 +13,7 @@ export type * from './statement-types.js';
  */
 export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
-  const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, created_at, updated_at`;
+  const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, created_at, updated_at`;
   const q = (text: string, values: unknown[]): Statement => ({ text, values });
   return {
     channels: channelsOf(schema),
@@ -53,6 +53,17 @@ export function buildStatements(schema: string) {
       q(`select ${s}.emit_from_task($1, $2, $3, $4, $5, $6, $7, $8::json, $9, $10) as outcome`, [
         f.taskId, f.runId, f.workerId, f.epoch, a.key, a.queue, a.eventName, a.payload, a.attempt, a.leaseMs,
       ]),
+    /** ctx.spawn: the child and the parent's checkpoint of its handle (outcome 'checkpoint' and the handle, or the fence's). */
+    spawnChild: (f: RunFence, a: { key: string; row: SpawnRow; attempt: number; leaseMs: number }) =>
+      q(`select * from ${s}.spawn_child($1, $2, $3, $4, $5, $6, $7, $8::json, $9::json, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17)`, [
+        f.taskId, f.runId, f.workerId, f.epoch, a.key, a.row.queue, a.row.name, a.row.params, a.row.headers, a.row.maxAttempts,
+        a.row.retry, a.row.cancellation, a.row.idempotencyKey, a.row.delayMs, a.row.runAt, a.attempt, a.leaseMs,
+      ]),
+    /** ctx.join*: outcome 'checkpoint' (the join's outcome), 'suspended', 'not_child' (the id) or the fence's. */
+    joinTasks: (f: RunFence, a: { key: string; children: string[]; any: boolean; timeoutMs: number | null; attempt: number; leaseMs: number }) =>
+      q(`select * from ${s}.join_tasks($1, $2, $3, $4, $5, $6::uuid[], $7, $8, $9, $10)`, [
+        f.taskId, f.runId, f.workerId, f.epoch, a.key, a.children, a.any, a.timeoutMs, a.attempt, a.leaseMs,
+      ]),
     /** A committed checkpoint (`is_null`: stored as SQL NULL, i.e. undefined). */
     readCheckpoint: (taskId: string, name: string) =>
       q(`select value, value is null as is_null from ${s}.checkpoints where task_id = $1 and name = $2`, [taskId, name]),
@@ -70,8 +81,9 @@ export function buildStatements(schema: string) {
       where ($1::text is null or queue = $1) and ($2::text is null or state = $2)
         and ($3::text is null or name = $3)
         and ($4::uuid is null or (created_at, id) < (select created_at, id from ${s}.tasks where id = $4))
+        and ($6::uuid is null or parent_task_id = $6)
       order by created_at desc, id desc
-      limit $5`, [a.queue, a.state, a.name, a.cursor, a.limit]),
+      limit $5`, [a.queue, a.state, a.name, a.cursor, a.limit, a.parentTaskId]),
     /**
      * Up to `limit` tasks terminal for `olderThanMs` (with their runs, checkpoints and waits), and
      * up to `limit` events: placeholders no wait needs, and events emitted before `olderThanMs`.

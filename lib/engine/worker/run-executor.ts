@@ -2,6 +2,7 @@ import { EventTimeoutError } from '../../errors/event-timeout.error.js';
 import { NonRetryableError } from '../../errors/non-retryable.error.js';
 import { SerializationError } from '../../errors/serialization.error.js';
 import type { DurableTaskHandler } from '../../interfaces/task-context.interface.js';
+import type { SpawnResolver } from '../context/claimed-run.js';
 import { DurableTaskContext, type ClaimedRun } from '../context/task-context.js';
 import { redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
@@ -35,6 +36,7 @@ export class RunExecutor {
     private readonly settings: WorkerSettings,
     private readonly logger: DurableLogger,
     private readonly monitor?: DurableWorkerMonitor,
+    private readonly spawnRow?: SpawnResolver,
   ) {
     this.write = batchedWrites(store, settings.workerId);
   }
@@ -86,6 +88,7 @@ export class RunExecutor {
         maxPayloadBytes: this.settings.maxPayloadBytes,
         maxCheckpointBytesPerTask: this.settings.maxCheckpointBytesPerTask,
         write: this.write,
+        spawnRow: this.spawnRow,
         onStep: this.monitor && ((step) => this.monitor!.emit('onStep', observed, step)),
       });
       this.running.set(run.runId, { run, ctx });

@@ -1,3 +1,4 @@
+import type { SpawnResolver } from '../context/claimed-run.js';
 import type { Notifier } from '../db/notifier.js';
 import { isConnectionError, redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
@@ -37,9 +38,10 @@ export class Worker {
     private readonly logger: DurableLogger,
     private readonly notifier?: Notifier,
     monitor?: DurableWorkerMonitor,
+    spawnRow?: SpawnResolver,
   ) {
     for (const warning of registry.unpolled(settings.queues)) logger.warn(warning);
-    this.executor = new RunExecutor(store, registry, settings, logger, monitor);
+    this.executor = new RunExecutor(store, registry, settings, logger, monitor, spawnRow);
     monitor?.attach(() => this.status());
   }
 

@@ -5,6 +5,7 @@ import { DurableCreateFunctions1764000000002 } from './0002-create-functions.js'
 import { DurableBatchedWrites1764000000003 } from './0003-batched-writes.js';
 import { DurableExecutionFencing1764000000004 } from './0004-execution-fencing.js';
 import { DurableSpawnIsolation1764000000005 } from './0005-spawn-isolation.js';
+import { DurableChildTasks1764000000006 } from './0006-child-tasks.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -24,6 +25,7 @@ export const durableMigrations = [
   DurableBatchedWrites1764000000003,
   DurableExecutionFencing1764000000004,
   DurableSpawnIsolation1764000000005,
+  DurableChildTasks1764000000006,
 ];
 
 /**
