@@ -3,7 +3,10 @@ import type { StormReport } from './crash-storm.js';
 import type { OutageReport } from './database-outage.js';
 import type { FencingReport } from './lease-fencing.js';
 import { mb, type LoadReport } from './load.js';
+import type { PoisonReport } from './poison.js';
 import type { ContentionReport } from './spawn-contention.js';
+import type { SuspendStormReport } from './suspend-storm.js';
+import type { TimeoutStormReport } from './timeout-storm.js';
 
 export function markdownTable(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))];
@@ -91,6 +94,68 @@ export function formatContention(report: ContentionReport): string {
       ['holds (rolled back)', 'colliding spawns', 'waited for their holder', 'failed', 'wrong outcomes', 'slowest after its holder ended'],
       [[`${report.holds} (${report.rolledBack})`, report.colliding, report.waited, report.collidingFailed, report.wrongOutcomes,
         `${report.maxAfterHolderMs} ms`]],
+    ),
+  ].join('\n\n');
+}
+
+export function formatSuspendStorm(report: SuspendStormReport): string {
+  return [
+    markdownTable(
+      ['tasks', 'executions', 'claims', 'resumed by the same worker id', 'kills (workers started)', 'done at last kill', 'duration', 'lost tasks', 'double completions', 'wrong results'],
+      [[report.tasks, report.executions, report.claims, report.sameWorkerResumes, `${report.kills} (${report.workersStarted})`, report.completedAtLastKill, seconds(report.durationMs),
+        report.lost, report.doubleCompletions, report.wrongResults]],
+    ),
+    markdownTable(
+      ['checkpoints replaced', 'bad checkpoints', 'values returned != stored', 'stale writes accepted', 'late steps refused (by the database)'],
+      [[report.checkpointsReplaced, report.badCheckpoints, report.seenNotStored, report.staleWrites, `${report.lateRefused} (${report.lateRefusedByDatabase})`]],
+    ),
+    markdownTable(
+      ['re-run steps', 'in flight at a suspension', 'by kills', 'bound (kills x concurrency)', 'unexplained', 'lease expiries', 'unexecuted claims', 'escaped errors', 'seed'],
+      [[report.reExecutedSteps, report.bySuspension, report.byKill, `${report.killBound} (${report.kills} x ${report.concurrency})`, report.unexplained,
+        report.leaseExpiries, report.unexecutedClaims, report.escaped, report.seed]],
+    ),
+  ].join('\n\n');
+}
+
+export function formatPoison(report: PoisonReport): string {
+  return [
+    markdownTable(
+      ['healthy tasks', 'duration', 'tasks/s', 'lost', 'double completions', 'wrong results', 'bad checkpoints', 're-run steps (bound 0)'],
+      [[report.healthy, seconds(report.durationMs), report.tasksPerSecond, report.lostTasks, report.doubleCompletions, report.wrongResults,
+        report.badCheckpoints, report.reExecutedSteps]],
+    ),
+    markdownTable(
+      ['poison rows', 'factor 0: completed on attempt 2', 'corrupt: failed alone (SweepFailed)', 'claim errors logged', 'other log lines', 'escaped errors'],
+      [[2 * report.poisonEach, `${report.zeroFactorRetried} of ${report.poisonEach}`, `${report.corruptFailed} of ${report.poisonEach}`, report.claimErrors,
+        report.otherLogLines, report.escaped]],
+    ),
+    ...(report.logSample.length > 0 ? [`The workers' log (first lines):\n${report.logSample.map((line) => `    ${line.trim()}`).join('\n')}`] : []),
+  ].join('\n\n');
+}
+
+export function formatTimeoutStorm(report: TimeoutStormReport): string {
+  const errors = (c: TimeoutStormReport['spawnErrors']) => [c.DatabaseTimeoutError, c.OutcomeUnknownError, c.DatabaseUnavailableError];
+  const committed = (by: Record<string, number>) => Object.entries(by).map(([name, n]) => `${n} ${name}`).join(', ') || 'none';
+  return [
+    markdownTable(
+      ['side', 'DatabaseTimeoutError', 'OutcomeUnknownError', 'DatabaseUnavailableError', 'lease lost', 'also'],
+      [
+        ['spawners', ...errors(report.spawnErrors), '', `${report.spawnCalls} calls for ${report.keys} keys (${report.respawned} spawned again); committed though failed: ${committed(report.spawnCommittedAfter)}`],
+        ['workers (log lines)', ...errors(report.workerLines), '',
+          `${report.workerLines.claimFailed} claims failed, ${report.workerLines.notRecorded} outcomes not recorded, ${report.workerLines.putBack} runs put back`],
+        ['handlers (ctx calls)', ...errors(report.handlerErrors), report.handlerErrors['lease-lost'],
+          `${report.failedExecutions} failed executions; step writes committed though failed: ${committed(report.committedAfterError)}`],
+      ],
+    ),
+    markdownTable(
+      ['sabotage bursts', 'duration', 'tasks', 'lost', 'keys with 2+ tasks', 'double completions', 'wrong results', 'checkpoints replaced', 'bad checkpoints'],
+      [[Object.entries(report.sabotage).map(([kind, n]) => `${n} ${kind}`).join(', '), seconds(report.durationMs), report.tasks, report.lost,
+        report.duplicateKeys, report.doubleCompletions, report.wrongResults, report.checkpointsReplaced, report.badCheckpoints]],
+    ),
+    markdownTable(
+      ['re-run steps', 'after a failed execution', 'in flight at a suspension', 'unexplained', 'lease expiries', 'claims unexecuted (put back)', 'stranded claims', 'stranded after the storm', 'escaped', 'seed'],
+      [[report.reExecutedSteps, report.byFailure, report.bySuspension, report.unexplained, report.leaseExpiries,
+        `${report.unexecutedClaims} (${report.putBack})`, report.stranded, report.strandedAfter, report.escaped, report.seed]],
     ),
   ].join('\n\n');
 }

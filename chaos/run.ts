@@ -6,15 +6,23 @@
  *   2. the database goes away: the server stopped and started mid-run; a worker cut off past its
  *      lease is fenced off;
  *   3. load and memory: a burst of tasks through two workers, and thousands of suspended tasks;
- *   4. spawns held open: app transactions hold spawns (keys, new queues) while plain spawns go on.
+ *   4. spawns held open: app transactions hold spawns (keys, new queues) while plain spawns go on;
+ *   5. suspend storm: tasks suspend and resume every few ms, steps beside sleeps, on workers with
+ *      fixed worker ids that are SIGKILLed and restarted under the same id (the claim epoch);
+ *   6. poison among thousands: tasks whose rows break the claim's sweeps, among thousands of
+ *      healthy ones on the same queue;
+ *   7. statement-timeout storm: a small queryTimeoutMs while a saboteur holds the locks durable's
+ *      statements need and cuts connections off (DatabaseTimeoutError, OutcomeUnknownError).
  *
- * Parts 1, 3 and 4 run on an embedded PostgreSQL this script starts (or on the server of
+ * Parts 1 and 3-7 run on an embedded PostgreSQL this script starts (or on the server of
  * CHAOS_DATABASE_URL, an admin URL allowed to CREATE DATABASE); part 2 always starts a dedicated
  * embedded server, since it stops it. Sizes come from the environment:
  *   CHAOS_TASKS (3000), CHAOS_WORKERS (4), CHAOS_KILLS (30), CHAOS_KILL_INTERVAL_MS (300),
- *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_CONTENTION_MS (20000), CHAOS_SEED,
- *   CHAOS_PARTS ("1,2,3,4").
- * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain.
+ *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_CONTENTION_MS (20000),
+ *   CHAOS_SUSPEND_TASKS (1500), CHAOS_SUSPEND_KILLS (20), CHAOS_POISON_HEALTHY (5000),
+ *   CHAOS_POISON_EACH (5), CHAOS_TIMEOUT_MS (30000), CHAOS_SEED, CHAOS_PARTS ("1,2,3,4,5,6,7").
+ * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain,
+ * or a run was stranded.
  */
 import { createDatabase, withClient } from '../devkit/databases.js';
 import { numberFromEnv as env } from '../devkit/env.js';
@@ -24,10 +32,15 @@ import { runCrashStorm } from './crash-storm.js';
 import { runDatabaseOutage } from './database-outage.js';
 import { runLeaseFencing } from './lease-fencing.js';
 import { runLoad } from './load.js';
-import { formatContention, formatFencing, formatLoad, formatOutage, formatStorm } from './report.js';
+import { runPoison } from './poison.js';
+import {
+  formatContention, formatFencing, formatLoad, formatOutage, formatPoison, formatStorm, formatSuspendStorm, formatTimeoutStorm,
+} from './report.js';
 import { runSpawnContention } from './spawn-contention.js';
+import { runSuspendStorm } from './suspend-storm.js';
+import { runTimeoutStorm } from './timeout-storm.js';
 
-const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4').split(',').map((part) => part.trim()));
+const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7').split(',').map((part) => part.trim()));
 const servers: EmbeddedPostgresServer[] = [];
 /** A fresh database for one part, with the test clock on (the load run moves it forward). */
 const chaosDatabase = (adminUrl: string) => createDatabase(adminUrl, { prefix: 'durable_chaos', testClock: true });
@@ -70,7 +83,7 @@ async function mainServer(): Promise<string> {
 async function main(): Promise<void> {
   const started = Date.now();
   console.log('# nestjs-durable chaos suite');
-  const adminUrl = ['1', '2', '3', '4'].some((part) => parts.has(part)) ? await mainServer() : '';
+  const adminUrl = ['1', '2', '3', '4', '5', '6', '7'].some((part) => parts.has(part)) ? await mainServer() : '';
 
   if (parts.has('1')) {
     const db = await chaosDatabase(adminUrl);
@@ -118,6 +131,40 @@ async function main(): Promise<void> {
     console.log(`\n4. spawns held open: ${options.holders} app transactions at a time hold a spawn (its key, or a new queue) for ${options.minHoldMs}-${2 * options.minHoldMs} ms with ${options.collisions} plain spawns colliding with each, while ${options.callers} callers spawn unrelated tasks, for ${options.durationMs / 1000} s`);
     const report = await runSpawnContention(options);
     section('4. Spawns held open', formatContention(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('5')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = {
+      databaseUrl: db.url, tasks: env('CHAOS_SUSPEND_TASKS', 1500), minRounds: 3, maxRounds: 6, workers: 3, concurrency: 4,
+      kills: env('CHAOS_SUSPEND_KILLS', 20), killIntervalMs: 1500, leaseMs: 2000, sleepMs: 3, pauseMs: 0, writeDelayMs: 30,
+      seed: process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : undefined, log,
+    };
+    console.log(`\n5. suspend storm: ${options.tasks} tasks of ${options.minRounds}-${options.maxRounds} steps beside or between ${options.sleepMs} ms sleeps, ${options.workers} workers with fixed ids (concurrency ${options.concurrency}, lease ${options.leaseMs} ms) whose batched writes reach the database 0-${options.writeDelayMs} ms late, ${options.kills} SIGKILLs every ${options.killIntervalMs} ms, each worker restarted under its id`);
+    const report = await runSuspendStorm(options);
+    section('5. Suspend storm', formatSuspendStorm(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('6')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = { databaseUrl: db.url, healthy: env('CHAOS_POISON_HEALTHY', 5000), poisonEach: env('CHAOS_POISON_EACH', 5), workers: 3, concurrency: 10, leaseMs: 5000, log };
+    console.log(`\n6. poison among thousands: ${options.healthy} healthy tasks and ${options.poisonEach} poison rows of each kind (a stored retry factor of 0, a run that cannot be failed) on one queue, ${options.workers} worker processes (concurrency ${options.concurrency})`);
+    const report = await runPoison(options);
+    section('6. Poison among thousands', formatPoison(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('7')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = {
+      databaseUrl: db.url, durationMs: env('CHAOS_TIMEOUT_MS', 30_000), workers: 3, concurrency: 4, leaseMs: 5000, queryTimeoutMs: 300,
+      callers: 4, spawnPauseMs: 20, seed: process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : undefined, log,
+    };
+    console.log(`\n7. statement-timeout storm: for ${options.durationMs / 1000} s, ${options.workers} workers (concurrency ${options.concurrency}, lease ${options.leaseMs} ms) and ${options.callers} spawners with queryTimeoutMs ${options.queryTimeoutMs}, while a saboteur holds durable's tables and rows locked past the timeouts or freezes one process's connections for 1.5-2.5 s`);
+    const report = await runTimeoutStorm(options);
+    section('7. Statement-timeout storm', formatTimeoutStorm(report), report.violations);
     await db.drop();
   }
 

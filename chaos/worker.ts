@@ -10,23 +10,33 @@
  *   pauseMs, and returns seed * 10 + i. The task returns { sum, steps }.
  * - `nap` { ms }: sleeps (ctx.sleepFor), then returns 'rested'.
  * - `wait` { event }: returns the payload of that event (ctx.awaitEvent, no timeout).
+ * - `ledger` { seed, rounds, pauseMs?, sleepMs? }: steps `s1`..`sN` that return { v: seed * 100 + i,
+ *   by: <this execution's id> }, with sleeps (`z<i>`, sleepMs) before, after or beside them
+ *   (`Promise.all([step, sleep])`), so that executions suspend with a step in flight. Each
+ *   execution records itself in `chaos_executions` (start; end: how it ended, the step values
+ *   the library resolved to it, the steps it failed and why, the steps still in flight; what
+ *   those got later) and each run of a step function in `chaos_step_runs` (chaos/ledger.ts).
+ * - `attempt`: returns ctx.attempt (poison rows inserted by SQL run it).
  *
- * Environment: CHAOS_DATABASE_URL (required), CHAOS_CONCURRENCY (10; the pool gets 2 more), CHAOS_LEASE_MS (5000),
- * CHAOS_POLL_MS (200), CHAOS_QUERY_TIMEOUT_MS (5000), CHAOS_LOGS ('all' | 'errors' | 'none';
- * default 'errors': warnings and errors).
+ * Environment: CHAOS_DATABASE_URL (required), CHAOS_DURABLE_URL (durable's own connection, e.g.
+ * through a TCP proxy; default CHAOS_DATABASE_URL; the test's tables are always written
+ * directly), CHAOS_WORKER_ID (default `chaos-<pid>`), CHAOS_CONCURRENCY (10; the pool gets 2
+ * more), CHAOS_LEASE_MS (5000), CHAOS_POLL_MS (200), CHAOS_QUERY_TIMEOUT_MS (5000), CHAOS_LOGS
+ * ('all' | 'errors' | 'none'; default 'errors': warnings and errors).
  *
  * IPC requests (`{ id, type, ... }`, answered with `{ id, ... }`):
  * - `spawn` { tasks: [{ name, params }] }: spawns each through the injected DurableClient, one
  *   after another when `sequential`, else all at once; answers each outcome with its duration.
  * - `emit` { names: string[] }: emits each event (payload { event: name }).
  * - `memory`: runs a full GC (the process runs with --expose-gc) and answers process memory.
- * - `stats`: handlers executing now (counted by the handlers themselves) and the worker's own
- *   in-flight count.
+ * - `stats`: handlers executing now (counted by the handlers themselves), the runs the `ledger`
+ *   handlers are executing, and the worker's own in-flight count.
  * SIGTERM closes the application (the worker drains) and exits 0. Anything that escapes to the
  * process (unhandledRejection, uncaughtException) is printed as an `ESCAPED` line: the parent
  * counts those as failures.
  */
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
 import { Inject, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
@@ -47,6 +57,7 @@ process.on('uncaughtException', (error) => {
 const databaseUrl = process.env.CHAOS_DATABASE_URL;
 if (!databaseUrl) throw new Error('CHAOS_DATABASE_URL is not set');
 const concurrency = numberFromEnv('CHAOS_CONCURRENCY', 10);
+const workerId = process.env.CHAOS_WORKER_ID || `chaos-${process.pid}`;
 
 const EFFECTS = Symbol('chaos effects pool');
 const effects = new pg.Pool({ connectionString: databaseUrl, max: concurrency + 1, application_name: 'chaos-effects' });
@@ -55,6 +66,8 @@ effects.on('error', () => undefined);
 
 /** Handlers executing now in this process; a suspended or finished execution is not counted. */
 let executing = 0;
+/** Runs that `ledger` handlers of this process are executing now (by run id, executions at once). */
+const executingRuns = new Map<string, number>();
 
 export interface StormParams {
   steps: number;
@@ -115,18 +128,119 @@ class WaitTask implements DurableTaskHandler<{ event: string }, unknown> {
   }
 }
 
+export interface LedgerParams {
+  seed: number;
+  /** Steps `s1`..`sN`, one per round. */
+  rounds: number;
+  /** Time each step function spends after recording its run, before its checkpoint. */
+  pauseMs?: number;
+  /** The sleeps' length; 0 or unset: no sleeps. */
+  sleepMs?: number;
+}
+
+/** A `ledger` step's value: what it computes, and the execution that computed it. */
+export interface LedgerValue {
+  v: number;
+  by: string;
+}
+
+@DurableTask({ name: 'ledger', maxAttempts: 1000, retry: { kind: 'fixed', delayMs: 50 } })
+class LedgerTask implements DurableTaskHandler<LedgerParams, { seed: number; values: LedgerValue[] }> {
+  constructor(@Inject(EFFECTS) private readonly pool: pg.Pool) {}
+
+  async run(params: LedgerParams, ctx: TaskContext) {
+    const exec = randomUUID();
+    executing += 1;
+    executingRuns.set(ctx.runId, (executingRuns.get(ctx.runId) ?? 0) + 1);
+    /** [step, by] of every value the library resolved to this execution, [step, error] of every step it failed; steps still pending. */
+    const seen: [number, string][] = [];
+    const refused: [number, string][] = [];
+    const inFlight = new Set<number>();
+    let ended = false;
+    // A step still in flight when the execution ended: its outcome, once known.
+    const late = (entry: Record<string, unknown>) => {
+      this.pool.query(`update chaos_executions set late = late || $2::jsonb where exec = $1`, [exec, JSON.stringify([entry])]).catch(() => undefined);
+    };
+    const step = (r: number): Promise<LedgerValue> => {
+      inFlight.add(r);
+      const value = ctx.step(`s${r}`, async () => {
+        await this.pool.query('insert into chaos_step_runs (task_id, step, exec, pid) values ($1, $2, $3, $4)', [ctx.taskId, r, exec, process.pid]);
+        if (params.pauseMs) await sleep(params.pauseMs);
+        return { v: params.seed * 100 + r, by: exec };
+      });
+      // Registered first: runs before the handler's own continuation.
+      value.then(
+        (got) => {
+          inFlight.delete(r);
+          if (ended) late({ step: r, by: got.by });
+          else seen.push([r, got.by]);
+        },
+        (error: unknown) => {
+          inFlight.delete(r);
+          if (ended) late({ step: r, error: oneLine(error) });
+          else refused.push([r, oneLine(error)]);
+        },
+      );
+      return value;
+    };
+    let ending = 'returned';
+    try {
+      await this.pool.query('insert into chaos_executions (exec, task_id, run_id, attempt, pid, worker_id) values ($1, $2, $3, $4, $5, $6)', [
+        exec, ctx.taskId, ctx.runId, ctx.attempt, process.pid, workerId,
+      ]);
+      const values: LedgerValue[] = [];
+      const nap = (r: number) => ctx.sleepFor(`z${r}`, params.sleepMs!);
+      for (let r = 1; r <= params.rounds; r++) {
+        const pattern = params.sleepMs ? (params.seed + r) % 4 : 3;
+        if (pattern === 0) {
+          values.push(await step(r));
+          await nap(r);
+        } else if (pattern === 1) {
+          values.push((await Promise.all([step(r), nap(r)]))[0]);
+        } else if (pattern === 2) {
+          await nap(r);
+          values.push(await step(r));
+        } else {
+          values.push(await step(r));
+        }
+      }
+      return { seed: params.seed, values };
+    } catch (error) {
+      ending = oneLine(error);
+      throw error;
+    } finally {
+      ended = true;
+      await this.pool.query(
+        `update chaos_executions set ended_at = clock_timestamp(), ending = $2, seen = $3, refused = $4, in_flight = $5 where exec = $1`,
+        [exec, ending, JSON.stringify(seen), JSON.stringify(refused), JSON.stringify([...inFlight])],
+      ).catch(() => undefined);
+      executing -= 1;
+      const left = (executingRuns.get(ctx.runId) ?? 1) - 1;
+      if (left > 0) executingRuns.set(ctx.runId, left);
+      else executingRuns.delete(ctx.runId);
+    }
+  }
+}
+
+@DurableTask({ name: 'attempt', maxAttempts: 3, retry: { kind: 'fixed', delayMs: 100 } })
+class AttemptTask implements DurableTaskHandler<unknown, number> {
+  async run(_params: unknown, ctx: TaskContext) {
+    return ctx.attempt;
+  }
+}
+
 const logs = process.env.CHAOS_LOGS ?? 'errors';
 
 @Module({
   imports: [
     DurableModule.forRoot({
-      databaseUrl,
+      databaseUrl: process.env.CHAOS_DURABLE_URL || databaseUrl,
       queryTimeoutMs: numberFromEnv('CHAOS_QUERY_TIMEOUT_MS', 5000),
       // Enough for the claim loop, the batched writes and one call per handler; several worker
       // processes share a server whose max_connections may be 100.
       poolSize: Math.min(10, concurrency + 2),
       worker: {
-        workerId: `chaos-${process.pid}`,
+        workerId,
         concurrency,
         leaseMs: numberFromEnv('CHAOS_LEASE_MS', 5000),
         pollIntervalMs: numberFromEnv('CHAOS_POLL_MS', 200),
@@ -134,7 +248,7 @@ const logs = process.env.CHAOS_LOGS ?? 'errors';
       },
     }),
   ],
-  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask],
+  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask],
 })
 class ChaosWorkerModule {}
 
@@ -184,7 +298,7 @@ async function answer(request: Request): Promise<Record<string, unknown>> {
       return { gc: gc !== undefined, rss: memory.rss, heapUsed: memory.heapUsed, external: memory.external, arrayBuffers: memory.arrayBuffers };
     }
     case 'stats':
-      return { executing, workerInFlight: monitor.status().inFlight };
+      return { executing, runs: [...executingRuns.keys()], workerInFlight: monitor.status().inFlight };
   }
 }
 

@@ -18,6 +18,8 @@ export interface WorkerStart {
   cwd?: string;
   /** How long the process may take to print `ready <pid>` (default 60 s). */
   bootTimeoutMs?: number;
+  /** Called with every whole line the process prints (stdout and stderr), from its first one. */
+  onLine?: (line: string) => void;
 }
 
 export interface Exit {
@@ -39,7 +41,10 @@ export class WorkerProcess {
   private ready = false;
   private readySince = 0;
 
-  private constructor(private readonly child: ChildProcess) {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly onLine?: (line: string) => void,
+  ) {
     this.exited = new Promise((resolveExit) => {
       child.once('exit', (code, signal) => {
         this.exit = { code, signal };
@@ -71,7 +76,7 @@ export class WorkerProcess {
     const child = spawn(process.execPath, [...(start.nodeArgs ?? []), start.entry], {
       cwd: start.cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
-    const worker = new WorkerProcess(child);
+    const worker = new WorkerProcess(child, start.onLine);
     live.add(worker);
     await worker.waitReady(start.bootTimeoutMs ?? 60_000);
     return worker;
@@ -158,6 +163,7 @@ export class WorkerProcess {
     const lines = (this.partial + text).split('\n');
     this.partial = lines.pop()!.slice(-4096);
     for (const line of lines) {
+      this.onLine?.(line);
       if (line.startsWith('ESCAPED ')) this.escapedLines += 1;
       if (line === `ready ${this.pid}` && !this.ready) {
         this.ready = true;

@@ -5,6 +5,9 @@
  *   connections are accepted but never answered.
  * - `down()`: every connection is cut and new ones are dropped at once.
  * - `restore()`: traffic flows again (connections broken by a freeze are cut first).
+ * With `delay`, each chunk is held for the milliseconds it returns (in order within its direction
+ * of its connection), as an uneven network would: a statement sent on one connection can then
+ * reach the server after a later one sent on another (chaos/suspend-storm.ts).
  */
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 
@@ -13,7 +16,10 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private mode: 'up' | 'down' | 'frozen' = 'up';
 
-  constructor(private readonly target: { host: string; port: number }) {
+  constructor(
+    private readonly target: { host: string; port: number },
+    private readonly options: { delay?: (chunk: Buffer, toServer: boolean) => number } = {},
+  ) {
     this.server = createServer((downstream) => {
       this.track(downstream);
       if (this.mode === 'down') return downstream.destroy();
@@ -21,12 +27,8 @@ export class TcpProxy {
       const upstream = tcpConnect(this.target.port, this.target.host);
       this.track(upstream);
       // Forwarded by hand rather than piped, so that a freeze drops data as a partition does.
-      downstream.on('data', (chunk) => {
-        if (this.mode === 'up') upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => {
-        if (this.mode === 'up') downstream.write(chunk);
-      });
+      downstream.on('data', this.forwarder(upstream, true));
+      upstream.on('data', this.forwarder(downstream, false));
       const cut = () => {
         downstream.destroy();
         upstream.destroy();
@@ -61,6 +63,31 @@ export class TcpProxy {
   async close(): Promise<void> {
     this.down();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Writes each chunk to `to` while up: at once, or after its delay, in order. */
+  private forwarder(to: Socket, toServer: boolean): (chunk: Buffer) => void {
+    const { delay } = this.options;
+    if (!delay) {
+      return (chunk) => {
+        if (this.mode === 'up') to.write(chunk);
+      };
+    }
+    const queue: { at: number; chunk: Buffer }[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const drain = () => {
+      timer = undefined;
+      while (queue.length > 0 && queue[0].at <= Date.now()) {
+        const { chunk } = queue.shift()!;
+        if (this.mode === 'up' && !to.destroyed) to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+    };
+    return (chunk) => {
+      if (this.mode !== 'up') return;
+      queue.push({ at: Math.max(Date.now() + delay(chunk, toServer), queue.at(-1)?.at ?? 0), chunk });
+      timer ??= setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+    };
   }
 
   private cutAll(): void {
