@@ -185,7 +185,7 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
   /** Turns a transition's outcome into a return (when it is `ok`) or a stop. */
   settle(outcome: string, proceed = 'ok'): void {
     if (outcome === proceed) return;
-    this.stopped = outcome === 'suspended' || outcome === 'cancelled' ? outcome : 'lease-lost';
+    this.stopped ??= outcome === 'suspended' || outcome === 'cancelled' ? outcome : 'lease-lost';
     throw new ControlSignal(this.stopped);
   }
 
