@@ -18,7 +18,7 @@ export async function dumpSchema(pool: pg.Pool | pg.Client, schema = 'durable'):
   ];
 
   const tables = await rows(`
-    select c.oid::text as oid, c.relname, coalesce(array_to_string(c.reloptions, ', '), '') as options
+    select c.oid::text as oid, c.relname, c.relpersistence::text as persistence, coalesce(array_to_string(c.reloptions, ', '), '') as options
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = $1 and c.relkind = 'r' and c.relname <> 'durable_migrations' order by c.relname`);
   for (const table of tables) {
@@ -35,7 +35,7 @@ export async function dumpSchema(pool: pg.Pool | pg.Client, schema = 'durable'):
       ...columns.map((c) => `  ${c.attname} ${c.type}${c.notnull === 'true' ? ' not null' : ''}${c.default ? ` default ${c.default}` : ''}`),
       ...constraints.map((c) => `  constraint ${c.conname} ${c.definition}`),
     ];
-    out.push(`create table ${schema}.${table.relname} (\n${lines.join(',\n')}\n)${table.options ? ` with (${table.options})` : ''};`);
+    out.push(`create ${table.persistence === 'u' ? 'unlogged ' : ''}table ${schema}.${table.relname} (\n${lines.join(',\n')}\n)${table.options ? ` with (${table.options})` : ''};`);
     const indexes = await rows(`
       select pg_get_indexdef(i.indexrelid) as definition from pg_index i join pg_class c on c.oid = i.indexrelid
       where i.indrelid = $1::oid and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)

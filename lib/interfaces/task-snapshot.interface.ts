@@ -10,6 +10,29 @@ export interface TaskError {
   [key: string]: unknown;
 }
 
+/**
+ * Why an unfinished task is not running: 'queued' (runnable, waiting for a free worker slot),
+ * 'delayed' (a start time in the future), 'retry' (waiting out a retry delay), 'sleep', 'event',
+ * 'children', 'concurrency' or 'rateLimit' (held back by a limit), 'noWorker' (nothing has polled
+ * its queue recently).
+ */
+export const WAITING_REASONS = ['queued', 'delayed', 'retry', 'sleep', 'event', 'children', 'concurrency', 'rateLimit', 'noWorker'] as const;
+
+export type WaitingReason = (typeof WAITING_REASONS)[number];
+
+/** `TaskSnapshot.waitingFor`: computed from the database when the snapshot is read. */
+export interface WaitingFor {
+  reason: WaitingReason;
+  /** The same in one line, for people. */
+  message: string;
+  /** When the wait ends by itself (a sleep's wake time, a delay, a retry, an event's or a join's timeout). */
+  until?: Date;
+  /** For 'event': the awaited event's name. */
+  eventName?: string;
+  /** For 'children': the children the task still waits for that have not finished. */
+  childTaskIds?: string[];
+}
+
 export interface TaskSnapshot<P = unknown, O = unknown> {
   taskId: string;
   name: string;
@@ -25,6 +48,8 @@ export interface TaskSnapshot<P = unknown, O = unknown> {
   updatedAt: Date;
   /** The task whose `ctx.spawn` created this one; `null` for a top-level task. */
   parentTaskId: string | null;
+  /** Why the task is not running now; `null` when it is running or terminal. */
+  waitingFor: WaitingFor | null;
 }
 
 export interface ListTasksOptions {

@@ -4,6 +4,7 @@ import { TaskFailedError } from '../../errors/task-failed.error.js';
 import { TaskNotFoundError } from '../../errors/task-not-found.error.js';
 import { TimeoutError } from '../../errors/timeout.error.js';
 import type { DurableModuleOptions } from '../../interfaces/durable-options.interface.js';
+import type { InspectTaskOptions, TaskDetail } from '../../interfaces/task-detail.interface.js';
 import type { DurableTaskOptions, EmitOptions, SpawnOptions, SpawnResult } from '../../interfaces/task-options.interface.js';
 import {
   TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type TaskSnapshot,
@@ -19,6 +20,7 @@ import { toJson } from '../support/json.js';
 import { consoleLogger, type DurableLogger } from '../support/logger.js';
 import { assertDuration, assertName, assertPositiveInteger, describe } from '../support/validation.js';
 import { delay } from '../support/wakeable.js';
+import { inspectTask } from './inspect-task.js';
 import { assertTaskId, toSnapshot } from './snapshot.js';
 import { toSpawnRow } from './spawn-request.js';
 
@@ -95,6 +97,11 @@ export class DurableClient {
     assertTaskId(taskId);
     const [row] = await this.store.query(this.store.sql.getTask(taskId));
     return row ? toSnapshot<P, O>(row) : null;
+  }
+
+  /** The task with its runs, checkpoints (in order), event waits and children, for operators; `null` for an unknown id. */
+  inspectTask<P = unknown, O = unknown>(taskId: string, options?: InspectTaskOptions): Promise<TaskDetail<P, O> | null> {
+    return inspectTask<P, O>(this.store, taskId, options);
   }
 
   /** Resolves with the task's result once it completes; rejects if it fails or is cancelled. */

@@ -106,6 +106,16 @@ create table durable.waits (
 CREATE INDEX waits_event ON durable.waits USING btree (queue, event_name);
 CREATE INDEX waits_task ON durable.waits USING btree (task_id);
 
+create unlogged table durable.worker_heartbeats (
+  queue text not null,
+  worker_id text not null,
+  concurrency integer not null,
+  in_flight integer not null,
+  seen_at timestamp with time zone not null,
+  expires_at timestamp with time zone not null,
+  constraint worker_heartbeats_pkey PRIMARY KEY (queue, worker_id)
+) with (fillfactor=50);
+
 CREATE OR REPLACE FUNCTION durable._backoff(p_base double precision, p_factor double precision, p_attempt integer)
  RETURNS double precision
  LANGUAGE sql

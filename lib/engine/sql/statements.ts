@@ -15,6 +15,24 @@ export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
   const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, created_at, updated_at`;
   const q = (text: string, values: unknown[]): Statement => ({ text, values });
+  /**
+   * `tasks t` with what `waitingFor` needs beside each row (TaskSnapshot.waitingFor, see
+   * client/waiting-for.ts): the database clock once per statement, and for a pending or sleeping
+   * task its live run's wait (w_*) and whether a live worker polls its queue.
+   */
+  const tasksWithWaiting = `${s}.tasks t cross join (select ${s}.now() as now) clock
+    left join lateral (
+      select r.available_at > clock.now as w_later, nullif(r.available_at, 'infinity') as w_until,
+        r.wake_event as w_event, r.join_children is not null as w_join, r.join_deadline as w_join_deadline,
+        (select array_agg(c.id::text order by c.n) from unnest(r.join_children) with ordinality c(id, n)
+          join ${s}.tasks k on k.id = c.id where k.state in ('pending', 'running', 'sleeping')) as w_children,
+        exists (select 1 from ${s}.worker_heartbeats h where h.queue = t.queue and h.expires_at > clock.now) as w_polled,
+        -- FLOW CONTROL PLUGS IN HERE: 'concurrency' or 'rateLimit' when a limit holds this due
+        -- task back (and, for a rate limit, when the window lets it start).
+        null::text as w_held_by, null::timestamptz as w_held_until
+      from ${s}.runs r where r.id = t.run_id and t.state in ('pending', 'sleeping')
+    ) w on true`;
+  const waitingColumns = 'w_later, w_until, w_event, w_join, w_join_deadline, w_children, w_polled, w_held_by, w_held_until';
   return {
     channels: channelsOf(schema),
 
@@ -74,10 +92,10 @@ export function buildStatements(schema: string) {
     // Management and reads.
     cancel: (taskId: string) => q(`select ${s}.cancel_task($1) as outcome`, [taskId]),
     retry: (taskId: string) => q(`select ${s}.retry_task($1) as outcome`, [taskId]),
-    getTask: (taskId: string) => q(`select ${snapshotColumns} from ${s}.tasks where id = $1`, [taskId]),
+    getTask: (taskId: string) => q(`select ${snapshotColumns}, ${waitingColumns} from ${tasksWithWaiting} where id = $1`, [taskId]),
     taskExists: (taskId: string) => q(`select 1 from ${s}.tasks where id = $1`, [taskId]),
     listTasks: (a: ListTasksArgs) => q(`
-      select ${snapshotColumns} from ${s}.tasks
+      select ${snapshotColumns}, ${waitingColumns} from ${tasksWithWaiting}
       where ($1::text is null or queue = $1) and ($2::text is null or state = $2)
         and ($3::text is null or name = $3)
         and ($4::uuid is null or (created_at, id) < (select created_at, id from ${s}.tasks where id = $4))
@@ -117,6 +135,46 @@ export function buildStatements(schema: string) {
       delete from ${s}.queues where name = $1 and (select count(*) from tasks) >= 0
         and (select count(*) from events) >= 0`, [name]),
     listQueues: () => q(`select name from ${s}.queues order by name`, []),
+
+    // Operators' reads (issue 17): one task in full, and the workers' heartbeats.
+    /** A task's snapshot with its runs, checkpoints (in commit order), event waits and first children, in one snapshot. */
+    inspectTask: (taskId: string, childLimit: number) => q(`
+      select ${snapshotColumns}, ${waitingColumns},
+        (select coalesce(json_agg(json_build_object('runId', r.id, 'attempt', r.attempt, 'state', r.state,
+            'workerId', r.worker_id, 'createdAt', r.created_at, 'availableAt', nullif(r.available_at, 'infinity'),
+            'startedAt', r.started_at, 'finishedAt', r.finished_at, 'leaseExpiresAt', r.lease_expires_at,
+            'claims', r.claim_epoch, 'error', r.error) order by r.attempt), '[]')
+          from ${s}.runs r where r.task_id = t.id) as i_runs,
+        (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null, cp.attempt, cp.created_at)
+            order by cp.created_at, cp.attempt, cp.name), '[]')
+          from ${s}.checkpoints cp where cp.task_id = t.id) as i_checkpoints,
+        (select coalesce(json_agg(json_build_object('stepName', wt.step_name, 'queue', wt.queue, 'eventName', wt.event_name,
+            'timeoutAt', wt.timeout_at, 'createdAt', wt.created_at, 'emittedAt', e.emitted_at) order by wt.created_at, wt.step_name), '[]')
+          from ${s}.waits wt left join ${s}.events e on e.queue = wt.queue and e.name = wt.event_name
+          where wt.task_id = t.id) as i_waits,
+        (select count(*)::integer from ${s}.tasks k where k.parent_task_id = t.id) as i_child_count,
+        (select coalesce(json_agg(json_build_object('taskId', k.id, 'name', k.name, 'queue', k.queue, 'state', k.state,
+            'attempts', k.attempts, 'createdAt', k.created_at, 'finishedAt', k.finished_at) order by k.created_at, k.id), '[]')
+          from (select * from ${s}.tasks k where k.parent_task_id = t.id order by k.created_at, k.id limit $2) k) as i_children
+      from ${tasksWithWaiting} where t.id = $1`, [taskId, childLimit]),
+    /** The worker is alive until `ttlMs` from now, on each of its queues; also forgets workers gone for an hour. */
+    workerBeat: (a: { workerId: string; queues: string[]; concurrency: number; inFlight: number; ttlMs: number }) => q(`
+      with clock as (select ${s}.now() as now), beat as (
+        insert into ${s}.worker_heartbeats (queue, worker_id, concurrency, in_flight, seen_at, expires_at)
+        select queue, $2, $3, $4, clock.now, clock.now + $5 * interval '1 millisecond' from unnest($1::text[]) queue, clock
+        on conflict (queue, worker_id) do update set concurrency = excluded.concurrency, in_flight = excluded.in_flight,
+          seen_at = excluded.seen_at, expires_at = excluded.expires_at
+        returning 1
+      ), forgotten as (
+        delete from ${s}.worker_heartbeats h using clock
+        where h.expires_at < clock.now - interval '1 hour' and h.worker_id <> $2
+        returning 1
+      )
+      select (select count(*) from beat)::integer as beats, (select count(*) from forgotten)::integer as forgotten`,
+    [a.queues, a.workerId, a.concurrency, a.inFlight, a.ttlMs]),
+    /** A stopping worker no longer polls these queues. */
+    workerGone: (workerId: string, queues: string[]) =>
+      q(`delete from ${s}.worker_heartbeats where worker_id = $1 and queue = any($2::text[])`, [workerId, queues]),
 
     /** Runs of these queues that are running or due now (the testing kit's `drain` waits for none). */
     countBusy: (queues: string[]) => q(`

@@ -10,6 +10,8 @@ import { RunExecutor, toClaimedRun } from './run-executor.js';
 import type { DurableWorkerMonitor, WorkerState, WorkerStatus } from './worker-monitor.js';
 
 const SWEEP_EVERY_MS = 100;
+/** How often the loop records that this worker polls its queues (worker_heartbeats, no WAL). */
+const BEAT_EVERY_MS = 5_000;
 
 /**
  * Claims runs and executes their handlers, at most `concurrency` at once. It polls, and a
@@ -30,6 +32,8 @@ export class Worker {
   private releasePending = false;
   private lastClaimAt: Date | undefined;
   private lastError: WorkerStatus['lastError'];
+  private beatAt = 0;
+  private beatFailed = false;
 
   constructor(
     private readonly store: Store,
@@ -69,6 +73,10 @@ export class Worker {
     this.state = 'stopping';
     this.wakeable.wake();
     await this.loop;
+    // Not while the database is in trouble (the stop must not wait for it): the beat expires then.
+    if (this.beatAt > 0 && !this.beatFailed && !this.lastError) {
+      await this.store.query(this.store.sql.workerGone(this.settings.workerId, this.settings.queues)).catch(() => undefined);
+    }
     if (this.releasePending) {
       await this.release().catch((error: unknown) => {
         this.logger.error(`could not put back the runs of a claim whose answer was lost: ${redact((error as Error).message)}`);
@@ -105,6 +113,7 @@ export class Worker {
   private async run(): Promise<void> {
     let backoffMs = 0;
     while (this.state === 'running') {
+      if (Date.now() - this.beatAt >= BEAT_EVERY_MS) await this.beat();
       let waitMs = this.settings.pollIntervalMs;
       const free = this.settings.concurrency - this.active.size;
       if (free > 0 || this.releasePending) {
@@ -144,6 +153,26 @@ export class Worker {
       }
       if (this.state !== 'running') break;
       await this.wakeable.wait(waitMs);
+    }
+  }
+
+  /**
+   * Records that this worker polls its queues, alive for three beats or poll intervals (at least
+   * 30 s): `waitingFor` says 'noWorker' for a due task of a queue no live worker polls. A failed
+   * beat (say, migrations not applied) is logged once and never stops claiming.
+   */
+  private async beat(): Promise<void> {
+    this.beatAt = Date.now();
+    const { workerId, queues, concurrency, pollIntervalMs } = this.settings;
+    const ttlMs = Math.max(30_000, 3 * Math.max(BEAT_EVERY_MS, pollIntervalMs));
+    try {
+      await this.store.query(this.store.sql.workerBeat({ workerId, queues, concurrency, inFlight: this.active.size, ttlMs }));
+      this.beatFailed = false;
+    } catch (error) {
+      if (!this.beatFailed && !isConnectionError(error)) {
+        this.logger.warn(`could not record this worker's heartbeat (tasks of its queues may show waitingFor 'noWorker'): ${redact((error as Error).message)}`);
+      }
+      this.beatFailed = true;
     }
   }
 
