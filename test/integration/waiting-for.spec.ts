@@ -178,10 +178,13 @@ describe('TaskSnapshot.waitingFor', () => {
   });
 
   it('listTasks gives every row the waitingFor that getTask gives', async () => {
+    const parent = await client.spawn('parent', { events: ['never-1', 'never-2'] });
+    await settled(parent.taskId, 'sleeping');
     const page = await client.listTasks({ limit: 1000 });
     expect(page.length).toBeGreaterThan(10);
     const reasons = new Set(page.map((task) => task.waitingFor?.reason ?? null));
-    for (const reason of ['delayed', 'retry', 'sleep', 'event', 'noWorker', null]) expect(reasons).toContain(reason);
+    for (const reason of ['delayed', 'retry', 'sleep', 'event', 'children', 'noWorker', null]) expect(reasons).toContain(reason);
+    expect(page.find((task) => task.taskId === parent.taskId)!.waitingFor!.childTaskIds).toHaveLength(2);
     for (const task of page) {
       const alone = await client.getTask(task.taskId);
       expect({ id: task.taskId, waitingFor: task.waitingFor }).toEqual({ id: task.taskId, waitingFor: alone!.waitingFor });

@@ -16,23 +16,38 @@ export function buildStatements(schema: string) {
   const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, created_at, updated_at`;
   const q = (text: string, values: unknown[]): Statement => ({ text, values });
   /**
-   * `tasks t` with what `waitingFor` needs beside each row (TaskSnapshot.waitingFor, see
-   * client/waiting-for.ts): the database clock once per statement, and for a pending or sleeping
-   * task its live run's wait (w_*) and whether a live worker polls its queue.
+   * Snapshots with what `waitingFor` needs (TaskSnapshot.waitingFor, see client/waiting-for.ts):
+   * `page` selects the tasks rows (filter, order and limit there, so the planner keeps its index
+   * order); each is then joined, set-based, with the database clock (once per statement), its
+   * live run's wait if it is pending or sleeping (w_*), the children its join still waits for,
+   * and whether a live worker polls its queue. The rest of the statement sees the rows as `t`.
    */
-  const tasksWithWaiting = `${s}.tasks t cross join (select ${s}.now() as now) clock
-    left join lateral (
-      select r.available_at > clock.now as w_later, nullif(r.available_at, 'infinity') as w_until,
-        r.wake_event as w_event, r.join_children is not null as w_join, r.join_deadline as w_join_deadline,
-        (select array_agg(c.id::text order by c.n) from unnest(r.join_children) with ordinality c(id, n)
-          join ${s}.tasks k on k.id = c.id where k.state in ('pending', 'running', 'sleeping')) as w_children,
-        exists (select 1 from ${s}.worker_heartbeats h where h.queue = t.queue and h.expires_at > clock.now) as w_polled,
-        -- FLOW CONTROL PLUGS IN HERE: 'concurrency' or 'rateLimit' when a limit holds this due
-        -- task back (and, for a rate limit, when the window lets it start).
-        null::text as w_held_by, null::timestamptz as w_held_until
-      from ${s}.runs r where r.id = t.run_id and t.state in ('pending', 'sleeping')
-    ) w on true`;
-  const waitingColumns = 'w_later, w_until, w_event, w_join, w_join_deadline, w_children, w_polled, w_held_by, w_held_until';
+  const withWaiting = (page: string, select: string, rest = '') => `
+    with page as materialized (${page}),
+    clock as materialized (select ${s}.now() as w_now),
+    polled as (select distinct h.queue as w_queue from ${s}.worker_heartbeats h, clock where h.expires_at > clock.w_now),
+    open_children as (
+      select p.id as w_task_id, array_agg(c.id::text order by c.n) as w_children
+      from page p join ${s}.runs r on r.id = p.run_id and r.join_children is not null
+        cross join lateral unnest(r.join_children) with ordinality c(id, n)
+        join ${s}.tasks k on k.id = c.id and k.state in ('pending', 'running', 'sleeping')
+      where p.state = 'sleeping'
+      group by p.id
+    )
+    select ${select},
+      w_available_at > w_now as w_later, nullif(w_available_at, 'infinity') as w_until, w_event, w_join, w_join_deadline,
+      w_children, w_queue is not null as w_polled,
+      -- FLOW CONTROL PLUGS IN HERE: 'concurrency' or 'rateLimit' when a limit holds this due task
+      -- back (and, for a rate limit, when its window lets it start), e.g. from a CTE joined below.
+      null::text as w_held_by, null::timestamptz as w_held_until
+    from page t cross join clock
+      left join lateral (select r.available_at as w_available_at, r.wake_event as w_event,
+          r.join_children is not null as w_join, r.join_deadline as w_join_deadline
+        from ${s}.runs r where r.id = t.run_id and t.state in ('pending', 'sleeping')
+        limit 1) w on true -- a key lookup per row, never a scan of all runs
+      left join open_children oc on oc.w_task_id = t.id
+      left join polled pq on pq.w_queue = t.queue
+    ${rest}`;
   return {
     channels: channelsOf(schema),
 
@@ -92,16 +107,16 @@ export function buildStatements(schema: string) {
     // Management and reads.
     cancel: (taskId: string) => q(`select ${s}.cancel_task($1) as outcome`, [taskId]),
     retry: (taskId: string) => q(`select ${s}.retry_task($1) as outcome`, [taskId]),
-    getTask: (taskId: string) => q(`select ${snapshotColumns}, ${waitingColumns} from ${tasksWithWaiting} where id = $1`, [taskId]),
+    getTask: (taskId: string) => q(withWaiting(`select * from ${s}.tasks where id = $1`, snapshotColumns), [taskId]),
     taskExists: (taskId: string) => q(`select 1 from ${s}.tasks where id = $1`, [taskId]),
-    listTasks: (a: ListTasksArgs) => q(`
-      select ${snapshotColumns}, ${waitingColumns} from ${tasksWithWaiting}
-      where ($1::text is null or queue = $1) and ($2::text is null or state = $2)
-        and ($3::text is null or name = $3)
-        and ($4::uuid is null or (created_at, id) < (select created_at, id from ${s}.tasks where id = $4))
-        and ($6::uuid is null or parent_task_id = $6)
-      order by created_at desc, id desc
-      limit $5`, [a.queue, a.state, a.name, a.cursor, a.limit, a.parentTaskId]),
+    listTasks: (a: ListTasksArgs) => q(withWaiting(`
+        select * from ${s}.tasks
+        where ($1::text is null or queue = $1) and ($2::text is null or state = $2)
+          and ($3::text is null or name = $3)
+          and ($4::uuid is null or (created_at, id) < (select created_at, id from ${s}.tasks where id = $4))
+          and ($6::uuid is null or parent_task_id = $6)
+        order by created_at desc, id desc
+        limit $5`, snapshotColumns, 'order by created_at desc, id desc'), [a.queue, a.state, a.name, a.cursor, a.limit, a.parentTaskId]),
     /**
      * Up to `limit` tasks terminal for `olderThanMs` (with their runs, checkpoints and waits), and
      * up to `limit` events: placeholders no wait needs, and events emitted before `olderThanMs`.
@@ -138,8 +153,7 @@ export function buildStatements(schema: string) {
 
     // Operators' reads (issue 17): one task in full, and the workers' heartbeats.
     /** A task's snapshot with its runs, checkpoints (in commit order), event waits and first children, in one snapshot. */
-    inspectTask: (taskId: string, childLimit: number) => q(`
-      select ${snapshotColumns}, ${waitingColumns},
+    inspectTask: (taskId: string, childLimit: number) => q(withWaiting(`select * from ${s}.tasks where id = $1`, `${snapshotColumns},
         (select coalesce(json_agg(json_build_object('runId', r.id, 'attempt', r.attempt, 'state', r.state,
             'workerId', r.worker_id, 'createdAt', r.created_at, 'availableAt', nullif(r.available_at, 'infinity'),
             'startedAt', r.started_at, 'finishedAt', r.finished_at, 'leaseExpiresAt', r.lease_expires_at,
@@ -155,8 +169,8 @@ export function buildStatements(schema: string) {
         (select count(*)::integer from ${s}.tasks k where k.parent_task_id = t.id) as i_child_count,
         (select coalesce(json_agg(json_build_object('taskId', k.id, 'name', k.name, 'queue', k.queue, 'state', k.state,
             'attempts', k.attempts, 'createdAt', k.created_at, 'finishedAt', k.finished_at) order by k.created_at, k.id), '[]')
-          from (select * from ${s}.tasks k where k.parent_task_id = t.id order by k.created_at, k.id limit $2) k) as i_children
-      from ${tasksWithWaiting} where t.id = $1`, [taskId, childLimit]),
+          from (select * from ${s}.tasks k where k.parent_task_id = t.id order by k.created_at, k.id limit $2) k) as i_children`),
+    [taskId, childLimit]),
     /** The worker is alive until `ttlMs` from now, on each of its queues; also forgets workers gone for an hour. */
     workerBeat: (a: { workerId: string; queues: string[]; concurrency: number; inFlight: number; ttlMs: number }) => q(`
       with clock as (select ${s}.now() as now), beat as (
