@@ -165,9 +165,13 @@ describe('TaskSnapshot.waitingFor', () => {
     const beats = async () => (await sql.query(
       `select queue, concurrency, expires_at > now() + interval '20 seconds' as live from durable.worker_heartbeats where worker_id = 'stopping' order by queue`,
     )).rows;
+    // A worker gone for more than an hour is forgotten by the next beat of any worker.
+    await sql.query(`insert into durable.worker_heartbeats (queue, worker_id, concurrency, in_flight, seen_at, expires_at)
+      values ('solo', 'ancient', 1, 0, now() - interval '3 hours', now() - interval '2 hours')`);
     const other = await startApp(db.url, [], { worker: { queues: ['solo', 'solo2'], concurrency: 3, workerId: 'stopping' } });
     try {
       await eventually(async () => (await beats()).length === 2);
+      expect((await sql.query(`select 1 from durable.worker_heartbeats where worker_id = 'ancient'`)).rowCount).toBe(0);
       expect(await beats()).toEqual([{ queue: 'solo', concurrency: 3, live: true }, { queue: 'solo2', concurrency: 3, live: true }]);
       const { taskId } = await client.spawn('quick', {}, { queue: 'solo', delayMs: HOUR });
       expect((await client.getTask(taskId))!.waitingFor!.message).not.toContain('no worker');

@@ -180,8 +180,11 @@ export function buildStatements(schema: string) {
           seen_at = excluded.seen_at, expires_at = excluded.expires_at
         returning 1
       ), forgotten as (
-        delete from ${s}.worker_heartbeats h using clock
-        where h.expires_at < clock.now - interval '1 hour' and h.worker_id <> $2
+        -- Skipping rows another worker is deleting: two beats never wait for each other.
+        delete from ${s}.worker_heartbeats h where (h.queue, h.worker_id) in (
+          select o.queue, o.worker_id from ${s}.worker_heartbeats o, clock
+          where o.expires_at < clock.now - interval '1 hour' and o.worker_id <> $2
+          for update of o skip locked)
         returning 1
       )
       select (select count(*) from beat)::integer as beats, (select count(*) from forgotten)::integer as forgotten`,
