@@ -29,7 +29,8 @@ import { DurableWorkerModule } from './nest/durable-worker.module.js';
     {
       provide: DurableClient,
       inject: [DURABLE_CONNECTION, DURABLE_RESOLVED_OPTIONS],
-      useFactory: (connection: DurableConnection, options: ResolvedOptions) => new DurableClient(connection.store, options.client),
+      useFactory: (connection: DurableConnection, options: ResolvedOptions) =>
+        new DurableClient(connection.store, options.client, undefined, connection.notifier, new Logger('Durable')),
     },
     { provide: DurableWorkerMonitor, useFactory: () => new DurableWorkerMonitor(new Logger('Durable')) },
     DurableExplorer,

@@ -25,6 +25,8 @@ export interface TaskRow {
   finishedAt: Date | null;
   /** The task whose `ctx.spawn` created this one (null for a top-level task). */
   parentTaskId: string | null;
+  /** The last `ctx.setProgress` value (null before the first). */
+  progress: unknown | null;
 }
 
 /** A row of `<schema>.runs`: one attempt. */
@@ -137,6 +139,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         firstStartedAt: { ...nullable(time), name: 'first_started_at' },
         finishedAt: { ...nullable(time), name: 'finished_at' },
         parentTaskId: { ...nullable(uuid), name: 'parent_task_id' },
+        progress: nullable(json),
       },
     }),
     run: new EntitySchema<RunRow>({

@@ -61,7 +61,7 @@ class WaiterTask implements DurableTaskHandler<unknown, unknown> {
 }
 
 const HANDLERS = [EchoTask, ReturnsNullTask, BoomTask, FlakyTask, WorkTask, WaiterTask];
-const SNAPSHOT_KEYS = ['attempts', 'createdAt', 'headers', 'name', 'params', 'parentTaskId', 'queue', 'state', 'taskId', 'updatedAt'];
+const SNAPSHOT_KEYS = ['attempts', 'createdAt', 'headers', 'name', 'params', 'parentTaskId', 'progress', 'queue', 'state', 'taskId', 'updatedAt'];
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   return promise.then(
@@ -110,6 +110,7 @@ describe('DurableClient', () => {
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         parentTaskId: null,
+        progress: null,
       });
       const row = (await sql.query(`select created_at, updated_at from durable.tasks where id = $1`, [spawned.taskId])).rows[0];
       expect(snapshot.createdAt.getTime()).toBe(row.created_at.getTime());
@@ -143,6 +144,7 @@ describe('DurableClient', () => {
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         parentTaskId: null,
+        progress: null,
       });
     });
 
@@ -161,6 +163,7 @@ describe('DurableClient', () => {
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         parentTaskId: null,
+        progress: null,
       });
     });
 

@@ -6,9 +6,13 @@ import { TimeoutError } from '../../errors/timeout.error.js';
 import type { DurableModuleOptions } from '../../interfaces/durable-options.interface.js';
 import type { DurableTaskOptions, EmitOptions, SpawnOptions, SpawnResult } from '../../interfaces/task-options.interface.js';
 import {
-  TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type TaskSnapshot,
+  TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type QueueStats, type StatsOptions, type TaskSnapshot,
 } from '../../interfaces/task-snapshot.interface.js';
+import type { Observable } from 'rxjs';
 import { DurableConnection } from '../db/connection.js';
+import type { Notifier } from '../db/notifier.js';
+import { WatchHub } from '../watch/watch-hub.js';
+import { queueStats } from './queue-stats.js';
 import { isConnectionError } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import { resolveOptions, type ClientSettings } from '../options.js';
@@ -41,23 +45,28 @@ export class DurableClient {
   private readonly definitions: DurableTaskOptions[] = [];
   private readonly spawns: Batcher<SpawnRow, Row>;
   private waitingAlone = 0;
+  private readonly watches: WatchHub;
 
   constructor(
     private readonly store: Store,
     private readonly settings: ClientSettings,
     private readonly connection?: DurableConnection,
+    notifier: Notifier | undefined = connection?.notifier,
+    logger: DurableLogger = consoleLogger,
   ) {
     this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
+    this.watches = new WatchHub(store, notifier, logger);
   }
 
   static async connect(options: DurableClientOptions = {}): Promise<DurableClient> {
     const resolved = resolveOptions({ ...options, worker: false }); // refuses bad options before anything connects
     const connection = await DurableConnection.open(resolved.connection, options.logger ?? consoleLogger);
-    return new DurableClient(connection.store, resolved.client, connection);
+    return new DurableClient(connection.store, resolved.client, connection, connection.notifier, options.logger ?? consoleLogger);
   }
 
-  /** Closes the connection `connect` opened; a no-op for the client Nest injects. */
+  /** Completes every `watch`, then closes the connection `connect` opened (not the one Nest injects). */
   async close(): Promise<void> {
+    await this.watches.close();
     await this.connection?.close();
   }
 
@@ -112,6 +121,20 @@ export class DurableClient {
       if (left <= 0) throw new TimeoutError(`task ${taskId} did not finish within ${options.timeoutMs} ms (it is ${task.state})`);
       await delay(Math.min(pauseMs, left));
     }
+  }
+
+  /**
+   * The task's snapshot now, then one on each change of its state, attempts or progress;
+   * completes after a terminal state. `TaskNotFoundError` for an unknown id. One LISTEN
+   * connection and one poll per process serve every watcher (see `WatchHub`).
+   */
+  watch<P = unknown, O = unknown>(taskId: string): Observable<TaskSnapshot<P, O>> {
+    return this.watches.watch(taskId) as Observable<TaskSnapshot<P, O>>;
+  }
+
+  /** Per queue: the tasks in each state and the wait of the oldest due pending task (cheap: counters, not a scan). */
+  stats(options?: StatsOptions): Promise<QueueStats[]> {
+    return queueStats(this.store, options);
   }
 
   /** Tasks newest first; pass the last `taskId` of a page as `cursor` for the next. */

@@ -24,6 +24,7 @@ export function toSnapshot<P = unknown, O = unknown>(row: Row): TaskSnapshot<P, 
     createdAt: row.created_at as Date,
     updatedAt: row.updated_at as Date,
     parentTaskId: (row.parent_task_id as string | null) ?? null,
+    progress: row.progress ?? null,
   };
   if (!row.no_result) snapshot.result = row.result as O;
   if (row.error !== null) snapshot.error = row.error as TaskError;

@@ -13,7 +13,7 @@ export type * from './statement-types.js';
  */
 export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
-  const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, created_at, updated_at`;
+  const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, progress, created_at, updated_at`;
   const q = (text: string, values: unknown[]): Statement => ({ text, values });
   return {
     channels: channelsOf(schema),
@@ -75,6 +75,13 @@ export function buildStatements(schema: string) {
     cancel: (taskId: string) => q(`select ${s}.cancel_task($1) as outcome`, [taskId]),
     retry: (taskId: string) => q(`select ${s}.retry_task($1) as outcome`, [taskId]),
     getTask: (taskId: string) => q(`select ${snapshotColumns} from ${s}.tasks where id = $1`, [taskId]),
+    /** The snapshots of these tasks (the watchers' poll: one statement for every watched id). */
+    getTasks: (taskIds: string[]) => q(`select ${snapshotColumns} from ${s}.tasks where id = any($1::uuid[])`, [taskIds]),
+    /** Registers, keeps alive and unregisters a process's watched ids (see `watch_refresh`). */
+    watchRefresh: (watcher: string, add: string[], remove: string[], ttlMs: number) =>
+      q(`select ${s}.watch_refresh($1, $2::uuid[], $3::uuid[], $4)`, [watcher, add, remove, ttlMs]),
+    /** Counts per queue and state, and the oldest due pending run (see `queue_stats`). */
+    queueStats: (queue: string | null) => q(`select * from ${s}.queue_stats($1)`, [queue]),
     taskExists: (taskId: string) => q(`select 1 from ${s}.tasks where id = $1`, [taskId]),
     listTasks: (a: ListTasksArgs) => q(`
       select ${snapshotColumns} from ${s}.tasks

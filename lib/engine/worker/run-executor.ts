@@ -117,6 +117,7 @@ export class RunExecutor {
     handler: DurableTaskHandler, run: ClaimedRun, ctx: DurableTaskContext, observed: ObservedRun, settled: () => void,
   ): Promise<string | undefined> {
     const fail = async (error: unknown) => {
+      await ctx.flushProgress();
       const statement = this.store.sql.fail(fenceOf(run, this.settings.workerId), JSON.stringify(describeError(error)), isFinal(error));
       const outcome = (await this.store.one(statement)).outcome as string;
       if (outcome === 'ok') this.monitor?.emit('onFailure', observed, error);
@@ -131,6 +132,8 @@ export class RunExecutor {
       return ctx.stopReason ? undefined : fail(error);
     }
     settled();
+    if (ctx.stopReason) return undefined;
+    await ctx.flushProgress();
     if (ctx.stopReason) return undefined;
     let json;
     try {
