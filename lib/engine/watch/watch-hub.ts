@@ -214,6 +214,8 @@ export class WatchHub {
     for (const taskId of add) if (this.watchers.has(taskId)) this.toAdd.add(taskId);
     for (const taskId of remove) if (!this.watchers.has(taskId)) this.toRemove.add(taskId);
     if (this.closed) return;
+    // Without watchers no poll runs: the unregistration is tried again on a timer of its own.
+    if (this.watchers.size === 0 && this.toRemove.size > 0) setTimeout(() => this.schedule(), timerMs(this.timing.pollIntervalMs)).unref();
     this.logger.warn(`watch: could not read the watched tasks, retrying at the next poll: ${redact((error as Error)?.message ?? String(error))}`);
     for (const taskId of read) {
       for (const watcher of [...(this.watchers.get(taskId) ?? [])]) if (watcher.last === undefined) watcher.subscriber.error(error);
