@@ -5,7 +5,7 @@
 import type { DurableLogger } from '../../lib/engine/support/logger.js';
 import { DurableWorkerMonitor, type ObservedRun, type WorkerObserver, type WorkerStatus } from '../../lib/engine/worker/worker-monitor.js';
 
-const run: ObservedRun = { taskId: 't1', runId: 'r1', attempt: 1, queue: 'default', taskName: 'send', workerId: 'w1' };
+const run: ObservedRun = { taskId: 't1', runId: 'r1', attempt: 1, queue: 'default', taskName: 'send', workerId: 'w1', epoch: 1, headers: {} };
 
 function recordingLogger() {
   const warnings: string[] = [];

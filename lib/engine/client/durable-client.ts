@@ -13,6 +13,7 @@ import { DurableConnection } from '../db/connection.js';
 import type { Notifier } from '../db/notifier.js';
 import { WatchHub } from '../watch/watch-hub.js';
 import { queueStats } from './queue-stats.js';
+import { SpawnHooks, type SpawnHook } from './spawn-hooks.js';
 import { isConnectionError } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import { resolveOptions, type ClientSettings } from '../options.js';
@@ -46,6 +47,7 @@ export class DurableClient {
   private readonly spawns: Batcher<SpawnRow, Row>;
   private waitingAlone = 0;
   private readonly watches: WatchHub;
+  private readonly hooks = new SpawnHooks();
 
   constructor(
     private readonly store: Store,
@@ -78,15 +80,31 @@ export class DurableClient {
   spawn<P, O>(task: TaskHandlerClass<P, O>, params: P, options?: SpawnOptions): Promise<SpawnResult>;
   spawn(task: string, params?: unknown, options?: SpawnOptions): Promise<SpawnResult>;
   async spawn(task: string | TaskHandlerClass, params?: unknown, options: SpawnOptions = {}): Promise<SpawnResult> {
-    const row = this.spawnRow(task, params, options);
-    // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
-    // spawns issued at the same time.
-    const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
-    return { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
+    const { row, after } = this.hooks.apply(this.checkedRow(task, params, options), false);
+    try {
+      // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
+      // spawns issued at the same time.
+      const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
+      const result = { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
+      after(result);
+      return result;
+    } catch (error) {
+      after({ error });
+      throw error;
+    }
   }
 
-  /** @internal The checked row of a spawn, resolved as `spawn` resolves it (also for `ctx.spawn`); throws on bad input. */
+  /** Adds a hook told of every spawn (telemetry's trace context); the returned function removes it. */
+  addSpawnHook(hook: SpawnHook): () => void {
+    return this.hooks.add(hook);
+  }
+
+  /** @internal The checked row of a `ctx.spawn`, resolved as `spawn` resolves it, with the hooks' headers; throws on bad input. */
   spawnRow(task: string | TaskHandlerClass, params: unknown, options: SpawnOptions): SpawnRow {
+    return this.hooks.apply(this.checkedRow(task, params, options), true).row;
+  }
+
+  private checkedRow(task: string | TaskHandlerClass, params: unknown, options: SpawnOptions): SpawnRow {
     const definition = typeof task === 'string' ? this.definitionNamed(task, options.queue) : requireTaskOptions(task);
     return toSpawnRow(typeof task === 'string' ? task : definition?.name, params, options, definition, this.settings);
   }

@@ -34,6 +34,8 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
   readonly headers: Readonly<Record<string, unknown>>;
 
   private stopped: StopReason | undefined;
+  /** @internal The worker recorded this execution's failure (for observers). */
+  failed = false;
   private suspending = false;
   /** Step functions and database calls of this execution in flight. */
   private busy = 0;
@@ -83,7 +85,10 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
     this.ensureActive('step');
     assertName(name, 'step name');
     const key = this.names.next('step', name);
-    if (this.run.checkpoints.has(key)) return this.run.checkpoints.get(key) as T;
+    if (this.run.checkpoints.has(key)) {
+      this.settings.onStepReplayed?.({ name });
+      return this.run.checkpoints.get(key) as T;
+    }
     return this.track(async () => {
       const startedAt = Date.now();
       const value = await inStep(this, name, fn);
