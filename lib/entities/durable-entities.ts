@@ -27,6 +27,8 @@ export interface TaskRow {
   parentTaskId: string | null;
   /** The last `ctx.setProgress` value (null before the first). */
   progress: unknown | null;
+  /** Opaque, kept by observers about the latest execution (telemetry: its trace context). */
+  lastExecution: string | null;
 }
 
 /** A row of `<schema>.runs`: one attempt. */
@@ -140,6 +142,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         finishedAt: { ...nullable(time), name: 'finished_at' },
         parentTaskId: { ...nullable(uuid), name: 'parent_task_id' },
         progress: nullable(json),
+        lastExecution: { ...nullable(text), name: 'last_execution' },
       },
     }),
     run: new EntitySchema<RunRow>({

@@ -1,6 +1,6 @@
 import {
   context, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace,
-  type Attributes, type Link, type Meter, type Span, type SpanContext, type Tracer,
+  type Attributes, type Meter, type Span, type SpanContext, type Tracer,
 } from '@opentelemetry/api';
 import type { DurableClient } from '../engine/client/durable-client.js';
 import type { SpawnHook } from '../engine/client/spawn-hooks.js';
@@ -16,15 +16,14 @@ export interface DurableTelemetryOptions {
   lagQueues?: string[];
 }
 
-/** Executions remembered for the link from the next execution of the same task, at most. */
-const REMEMBERED = 10_000;
-
 /**
  * Hooks OpenTelemetry onto a client (spawns) and a worker monitor (runs and steps); returns the
  * function that unhooks it. Spans: `durable.spawn` (producer) in the caller's context, whose
  * W3C trace context goes into the task's headers (`traceparent`, `tracestate`); `durable.run`
  * (consumer), one per execution, child of the spawn's context and linked to the previous
- * execution of the same task when this process ran it; `durable.step`, child of its run.
+ * execution of the same task (whichever process ran it: each execution's trace context is kept
+ * in `tasks.last_execution`, one batched statement per group of executions, only while spans
+ * are recorded); `durable.step`, child of its run.
  * Metrics: tasks started, retried, completed, failed; step duration; queue lag.
  */
 export function instrumentDurable(client: DurableClient, monitor: DurableWorkerMonitor, options: DurableTelemetryOptions = {}): () => void {
@@ -45,8 +44,7 @@ export function instrumentDurable(client: DurableClient, monitor: DurableWorkerM
   };
   lag.addCallback(observeLag);
 
-  const runs = new Map<string, Span>();
-  const previous = new Map<string, SpanContext>();
+  const runs = new Map<string, { span: Span; linked: Promise<void> }>();
   const key = (run: ObservedRun) => `${run.runId}:${run.epoch}`;
   const common = (run: ObservedRun): Attributes => ({
     [ATTR.system]: 'nestjs-durable', [ATTR.destination]: run.queue, [ATTR.messageId]: run.taskId,
@@ -84,14 +82,17 @@ export function instrumentDurable(client: DurableClient, monitor: DurableWorkerM
   const observer: WorkerObserver = {
     aroundRun(run, execute) {
       const parent = propagation.extract(ROOT_CONTEXT, run.headers as Record<string, string>);
-      const before = previous.get(run.taskId);
-      const links: Link[] = before ? [{ context: before, attributes: { [ATTR.linkReason]: 'previous-execution' } }] : [];
       const span = tracer.startSpan(SPAN.run, {
         kind: SpanKind.CONSUMER,
         attributes: { ...common(run), [ATTR.operationType]: 'process', [ATTR.operationName]: 'run', [ATTR.execution]: run.epoch, [ATTR.worker]: run.workerId },
-        links,
       }, parent);
-      runs.set(key(run), span);
+      // The previous execution (in whatever process) left its span's context on the task.
+      const linked = !span.isRecording() ? Promise.resolve()
+        : client.swapLastExecution(run.taskId, toTraceparent(span.spanContext())).then((previous) => {
+          const before = fromTraceparent(previous);
+          if (before) span.addLink({ context: before, attributes: { [ATTR.linkReason]: 'previous-execution' } });
+        }, () => undefined);
+      runs.set(key(run), { span, linked });
       return context.with(trace.setSpan(parent, span), execute);
     },
     onClaim(run) {
@@ -100,7 +101,7 @@ export function instrumentDurable(client: DurableClient, monitor: DurableWorkerM
       else if (run.epoch === 1) retried.add(1, attributes);
     },
     onStep(run, step) {
-      const parent = runs.get(key(run));
+      const parent = runs.get(key(run))?.span;
       const end = Date.now();
       const span = tracer.startSpan(SPAN.step, {
         startTime: end - step.durationMs,
@@ -110,7 +111,7 @@ export function instrumentDurable(client: DurableClient, monitor: DurableWorkerM
       stepDuration.record(step.durationMs, { [ATTR.destination]: run.queue, [ATTR.taskName]: run.taskName, [ATTR.stepName]: step.name });
     },
     onStepReplayed(run, step) {
-      const parent = runs.get(key(run));
+      const parent = runs.get(key(run))?.span;
       tracer.startSpan(SPAN.step, {
         attributes: { [ATTR.taskId]: run.taskId, [ATTR.taskName]: run.taskName, [ATTR.stepName]: step.name, [ATTR.replayed]: true },
       }, parent ? trace.setSpan(ROOT_CONTEXT, parent) : ROOT_CONTEXT).end();
@@ -121,20 +122,18 @@ export function instrumentDurable(client: DurableClient, monitor: DurableWorkerM
     onFailure(run, error) {
       const name = (error as Error)?.name ?? 'Error';
       failed.add(1, { [ATTR.destination]: run.queue, [ATTR.taskName]: run.taskName, [ATTR.errorType]: name });
-      runs.get(key(run))?.recordException(error as Error);
+      runs.get(key(run))?.span.recordException(error as Error);
     },
     onEnd(run, outcome) {
-      const span = runs.get(key(run));
+      const entry = runs.get(key(run));
       runs.delete(key(run));
-      if (!span) return;
+      if (!entry) return;
+      const { span, linked } = entry;
       span.setAttribute(ATTR.outcome, outcome);
       if (outcome === 'failed' || outcome === 'unrecorded' || outcome === 'lease-lost') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
-      span.end();
-      previous.delete(run.taskId);
-      if (outcome === 'suspended' || outcome === 'failed' || outcome === 'shutdown' || outcome === 'lease-lost') {
-        previous.set(run.taskId, span.spanContext());
-        if (previous.size > REMEMBERED) previous.delete(previous.keys().next().value as string);
-      }
+      const end = Date.now();
+      // Ended once its link is known (the swap was sent when the execution started).
+      void linked.finally(() => span.end(end));
     },
   };
 
@@ -144,8 +143,16 @@ export function instrumentDurable(client: DurableClient, monitor: DurableWorkerM
     removeHook();
     removeObserver();
     lag.removeCallback(observeLag);
-    for (const span of runs.values()) span.end();
+    for (const { span } of runs.values()) span.end();
     runs.clear();
-    previous.clear();
   };
+}
+
+function toTraceparent(span: SpanContext): string {
+  return `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+function fromTraceparent(text: string | null): SpanContext | undefined {
+  const match = text ? /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(text) : null;
+  return match ? { traceId: match[1], spanId: match[2], traceFlags: parseInt(match[3], 16), isRemote: true } : undefined;
 }

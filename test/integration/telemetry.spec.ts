@@ -1,7 +1,8 @@
 /**
  * Telemetry with the OpenTelemetry SDK's in-memory exporters. Traces: an HTTP request span in
  * this process spawns a task; a worker in a second process (a real child process) runs it
- * through two steps, a sleep and a third step: every span is in the request's trace,
+ * through two steps to a sleep and exits, a third process runs the rest: every span is in the
+ * request's trace,
  * `durable.spawn` is the request's child, each execution's `durable.run` is the spawn's child
  * (the second one linked to the first), steps are children of their execution and the replayed
  * ones say so. Metrics: started, retried, completed, failed, step duration, queue lag.
@@ -51,7 +52,7 @@ describe('telemetry', () => {
     }
   });
 
-  it('one trace from an HTTP request through spawn, and run and steps in another process, across a sleep', async () => {
+  it('one trace from an HTTP request through spawn, and runs and steps in other processes, across a sleep', async () => {
     const otel = registerInMemoryOtel();
     @Module({ imports: [DurableModule.forRoot({ databaseUrl: db.url, worker: false }), DurableTelemetryModule.forRoot()] })
     class Producer {}
@@ -76,13 +77,20 @@ describe('telemetry', () => {
       });
       expect(headers.traceparent).toBe(`00-${spawn.traceId}-${spawn.spanId}-01`);
 
-      const worker = await runFixture('telemetry-worker.ts', [db.url, taskId], 60_000);
-      const line = worker.stdout.split('\n').find((l) => l.startsWith('SPANS '));
-      if (!line) throw new Error(`the worker printed no spans: ${worker.stderr}`);
-      const remote = JSON.parse(line.slice('SPANS '.length)) as SpanJson[];
-      const runs = remote.filter((s) => s.name === 'durable.run').sort((a, b) => a.startMs - b.startMs);
-      const steps = remote.filter((s) => s.name === 'durable.step');
-      expect(runs).toHaveLength(2); // before and after the sleep
+      // The execution before the sleep in one worker process, the one after it in another.
+      const spansOf = async (until: string) => {
+        const worker = await runFixture('telemetry-worker.ts', [db.url, taskId, until], 60_000);
+        const line = worker.stdout.split('\n').find((l) => l.startsWith('SPANS '));
+        if (!line) throw new Error(`the worker printed no spans: ${worker.stderr}`);
+        return JSON.parse(line.slice('SPANS '.length)) as SpanJson[];
+      };
+      const first = await spansOf('sleeping');
+      const second = await spansOf('completed');
+      const runsOf = (spans: SpanJson[]) => spans.filter((s) => s.name === 'durable.run');
+      expect(runsOf(first)).toHaveLength(1);
+      expect(runsOf(second)).toHaveLength(1);
+      const runs = [...runsOf(first), ...runsOf(second)];
+      const steps = [...first, ...second].filter((s) => s.name === 'durable.step');
       for (const run of runs) {
         expect(run).toMatchObject({
           kind: SpanKind.CONSUMER, traceId: request.traceId, parentSpanId: spawn.spanId,
@@ -91,6 +99,8 @@ describe('telemetry', () => {
         });
       }
       expect(runs.map((r) => r.attributes['durable.run.outcome'])).toEqual(['suspended', 'completed']);
+      expect(runs.map((r) => r.attributes['durable.run.execution'])).toEqual([1, 2]);
+      expect(runs[0].links).toEqual([]);
       expect(runs[1].links).toEqual([{ traceId: request.traceId, spanId: runs[0].spanId, attributes: { 'durable.link.reason': 'previous-execution' } }]);
       const stepsOf = (run: SpanJson) => steps.filter((s) => s.parentSpanId === run.spanId)
         .map((s) => `${s.attributes['durable.step.name'] as string}${s.attributes['durable.step.replayed'] ? ' (replayed)' : ''}`).sort();

@@ -13,6 +13,7 @@ import { DurableConnection } from '../db/connection.js';
 import type { Notifier } from '../db/notifier.js';
 import { WatchHub } from '../watch/watch-hub.js';
 import { queueStats } from './queue-stats.js';
+import { ExecutionLinks } from './execution-links.js';
 import { SpawnHooks, type SpawnHook } from './spawn-hooks.js';
 import { isConnectionError } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
@@ -48,6 +49,7 @@ export class DurableClient {
   private waitingAlone = 0;
   private readonly watches: WatchHub;
   private readonly hooks = new SpawnHooks();
+  private links: ExecutionLinks | undefined;
 
   constructor(
     private readonly store: Store,
@@ -97,6 +99,15 @@ export class DurableClient {
   /** Adds a hook told of every spawn (telemetry's trace context); the returned function removes it. */
   addSpawnHook(hook: SpawnHook): () => void {
     return this.hooks.add(hook);
+  }
+
+  /**
+   * @internal Stores an observer's opaque note about a task's latest execution (telemetry: its
+   * trace context) and resolves with the note it replaced.
+   */
+  swapLastExecution(taskId: string, value: string): Promise<string | null> {
+    this.links ??= new ExecutionLinks(this.store);
+    return this.links.swap(taskId, value);
   }
 
   /** @internal The checked row of a `ctx.spawn`, resolved as `spawn` resolves it, with the hooks' headers; throws on bad input. */

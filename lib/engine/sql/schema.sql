@@ -81,6 +81,7 @@ create table durable.tasks (
   finished_at timestamp with time zone,
   parent_task_id uuid,
   progress json,
+  last_execution text,
   constraint tasks_max_attempts_check CHECK ((max_attempts >= 1)),
   constraint tasks_pkey PRIMARY KEY (id),
   constraint tasks_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
@@ -1086,6 +1087,27 @@ begin
   with gone as (delete from "durable".task_counts returning queue, state, n)
   insert into "durable".task_counts (queue, state, n)
   select queue, state, sum(n) from gone group by queue, state having sum(n) <> 0;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable.swap_last_executions(p_items json)
+ RETURNS TABLE(task_id uuid, previous text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform pg_catalog.set_config('synchronous_commit', 'off', true);
+  return query
+  with items as (
+    select (e->>'task_id')::uuid as task_id, e->>'value' as value from json_array_elements(p_items) e
+  ), locked as (
+    -- In task order, as every transition locks; the values as they were before this statement.
+    select t.id, t.last_execution from "durable".tasks t where t.id in (select items.task_id from items)
+    order by t.id for update of t
+  ), swapped as (
+    update "durable".tasks t set last_execution = items.value from items where t.id = items.task_id
+    returning 1
+  )
+  select l.id, l.last_execution from locked l;
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.watch_refresh(p_watcher uuid, p_add uuid[], p_remove uuid[], p_ttl_ms double precision)

@@ -80,6 +80,9 @@ export function buildStatements(schema: string) {
     /** Registers, keeps alive and unregisters a process's watched ids (see `watch_refresh`). */
     watchRefresh: (watcher: string, add: string[], remove: string[], ttlMs: number) =>
       q(`select ${s}.watch_refresh($1, $2::uuid[], $3::uuid[], $4)`, [watcher, add, remove, ttlMs]),
+    /** Sets `last_execution` of each task, returning the values replaced (see `swap_last_executions`). */
+    swapLastExecutions: (items: { taskId: string; value: string }[]) =>
+      q(`select * from ${s}.swap_last_executions($1::json)`, [JSON.stringify(items.map((i) => ({ task_id: i.taskId, value: i.value })))]),
     /** Counts per queue and state, and the oldest due pending run (see `queue_stats`). */
     queueStats: (queue: string | null) => q(`select * from ${s}.queue_stats($1)`, [queue]),
     taskExists: (taskId: string) => q(`select 1 from ${s}.tasks where id = $1`, [taskId]),

@@ -24,6 +24,11 @@ import { DurableChildTasks1764000000006 } from './0006-child-tasks.js';
  *   state by `stats_compact` (called by `client.stats` and, about once per thousand statements,
  *   by the trigger itself). `client.stats` sums it: its cost depends on the number of queues,
  *   not of tasks.
+ * - `tasks.last_execution`: opaque text an observer keeps about the task's latest execution
+ *   (telemetry: the W3C trace context of its span, so that the next execution, in any process,
+ *   links to it). `swap_last_executions` sets it for many tasks in one statement and returns
+ *   the values it replaced; it is not fenced (it is not the task's data) and commits without
+ *   waiting for its WAL flush.
  */
 export class DurableProgressAndWatching1764000000009 implements MigrationInterface {
   readonly name = 'DurableProgressAndWatching1764000000009';
@@ -34,6 +39,7 @@ export class DurableProgressAndWatching1764000000009 implements MigrationInterfa
     const s = quoteSchema(this.schema);
     await runner.query(`
 alter table ${s}.tasks add column if not exists progress json;
+alter table ${s}.tasks add column if not exists last_execution text;
 create unlogged table if not exists ${s}.watches (
   task_id    uuid not null,
   watcher    uuid not null,
@@ -74,10 +80,10 @@ drop trigger if exists tasks_counted_update on ${s}.tasks;
 drop trigger if exists tasks_counted_delete on ${s}.tasks;
 drop trigger if exists tasks_counted_truncate on ${s}.tasks;
 drop function if exists ${s}._tasks_inserted(), ${s}._tasks_updated(), ${s}._tasks_deleted(), ${s}._tasks_truncated(),
-  ${s}._notify_watched(uuid[]), ${s}.stats_compact(), ${s}.queue_stats(text), ${s}.watch_refresh(uuid, uuid[], uuid[], double precision);
+  ${s}.swap_last_executions(json), ${s}.stats_compact(), ${s}.queue_stats(text), ${s}.watch_refresh(uuid, uuid[], uuid[], double precision);
 drop table if exists ${s}.watches, ${s}.task_counts;`);
     await new DurableChildTasks1764000000006(this.schema).up(runner);
-    await runner.query(`alter table ${s}.tasks drop column if exists progress;`);
+    await runner.query(`alter table ${s}.tasks drop column if exists progress, drop column if exists last_execution;`);
   }
 }
 
@@ -187,6 +193,25 @@ begin
   insert into ${s}.watches (task_id, watcher, expires_at)
   select distinct t, p_watcher, v_now + p_ttl_ms * interval '1 millisecond' from pg_catalog.unnest(p_add) t
   on conflict (task_id, watcher) do update set expires_at = excluded.expires_at;
+end $$;
+
+-- p_items: [{ "task_id", "value" }, ...], one per task. Returns each task's previous value.
+create or replace function ${s}.swap_last_executions(p_items json)
+returns table (task_id uuid, previous text) language plpgsql ${SET_PATH} as $$
+begin
+  perform pg_catalog.set_config('synchronous_commit', 'off', true);
+  return query
+  with items as (
+    select (e->>'task_id')::uuid as task_id, e->>'value' as value from json_array_elements(p_items) e
+  ), locked as (
+    -- In task order, as every transition locks; the values as they were before this statement.
+    select t.id, t.last_execution from ${s}.tasks t where t.id in (select items.task_id from items)
+    order by t.id for update of t
+  ), swapped as (
+    update ${s}.tasks t set last_execution = items.value from items where t.id = items.task_id
+    returning 1
+  )
+  select l.id, l.last_execution from locked l;
 end $$;
 
 ${writeBatchSql(s)}
