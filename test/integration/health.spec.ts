@@ -7,7 +7,9 @@ import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { HealthCheck, HealthCheckService, TerminusModule, type HealthCheckResult } from '@nestjs/terminus';
 import { TcpProxy } from '../../devkit/tcp-proxy.js';
-import { DurableClient, DurableHealthIndicator, DurableModule, DurableTask, type DurableTaskHandler } from '../../lib/index.js';
+import {
+  DurableClient, DurableHealthIndicator, DurableModule, DurableTask, DurableWorkerMonitor, type DurableTaskHandler, type WorkerStatus,
+} from '../../lib/index.js';
 import { eventually, sleep as pause } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
@@ -104,6 +106,28 @@ describe('DurableHealthIndicator with @nestjs/terminus', () => {
       expect(result.status).toBe('error');
       expect(result.details.durable).toMatchObject({ status: 'down', queues: [expect.objectContaining({ queue: 'parked', pending: 1 })] });
       expect(String(result.details.durable.message)).toMatch(/"parked"/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('is down when the worker loop has not polled within maxPollAgeMs, or is stopping, unless every slot is busy', async () => {
+    const { app } = await boot(url, false);
+    try {
+      const monitor = new DurableWorkerMonitor();
+      const indicator = new DurableHealthIndicator(app.get(DurableClient), monitor);
+      const status: WorkerStatus = { state: 'running', queues: ['default'], concurrency: 2, inFlight: 0, lastClaimAt: new Date(Date.now() - 10_000) };
+      monitor.attach(() => status);
+      const stale = (await indicator.isHealthy('durable', { maxPollAgeMs: 5000 })).durable;
+      expect(stale).toMatchObject({ status: 'down', worker: { state: 'running', lastClaimAgeMs: expect.any(Number) } });
+      expect(stale.message).toMatch(/has not polled for \d+ ms \(limit 5000\)/);
+      status.inFlight = 2; // full: a full worker does not poll
+      expect((await indicator.isHealthy('durable', { maxPollAgeMs: 5000 })).durable.status).toBe('up');
+      status.inFlight = 0;
+      status.lastClaimAt = new Date();
+      expect((await indicator.isHealthy('durable', { maxPollAgeMs: 5000 })).durable.status).toBe('up');
+      status.state = 'stopping';
+      expect((await indicator.isHealthy()).durable).toMatchObject({ status: 'down', message: 'the worker is stopping' });
     } finally {
       await app.close();
     }
