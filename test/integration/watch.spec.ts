@@ -197,6 +197,40 @@ describe('client.watch', () => {
     }
   });
 
+  it('catches up on changes whose notification was lost: after its LISTEN connection was killed, and by the poll', async () => {
+    const spawnOne = () => producer.client.spawn('journey', { event: 'never' }, { queue: 'default', delayMs: 60_000 });
+    const watchOne = (taskId: string) => {
+      const seen: string[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        producer.client.watch(taskId).subscribe({ next: (s) => seen.push(s.state), error: reject, complete: resolve });
+      });
+      return { seen, done };
+    };
+    const cancelBySql = (taskId: string) =>
+      sql.query(`update durable.tasks set state = 'cancelled', finished_at = now(), updated_at = now() where id = $1`, [taskId]);
+
+    // 1. Every LISTEN connection killed, then the change: the notification goes nowhere; the
+    //    reconnected notifier makes the hub read every watched task again.
+    const first = await spawnOne();
+    const a = watchOne(first.taskId);
+    await eventually(async () => a.seen.length === 1 && (await listeners(sql, db.name)) === 2, 10_000, 'the watcher to listen');
+    await sql.query(`
+      select pg_terminate_backend(pid) from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid() and (query ilike 'listen %' or query = 'select 1')`);
+    await cancelBySql(first.taskId);
+    await a.done;
+    expect(a.seen).toEqual(['pending', 'cancelled']);
+
+    // 2. No notification at all (its registration removed behind the hub's back): the poll finds the change.
+    const second = await spawnOne();
+    const b = watchOne(second.taskId);
+    await eventually(async () => b.seen.length === 1, 10_000, 'the first snapshot');
+    await sql.query(`delete from durable.watches where task_id = $1`, [second.taskId]);
+    await cancelBySql(second.taskId);
+    await b.done;
+    expect(b.seen).toEqual(['pending', 'cancelled']);
+  });
+
   it('notifies nothing while nothing is watched', async () => {
     const notified: string[] = [];
     const { Client } = (await import('pg')).default;
