@@ -19,6 +19,7 @@ export default {
     // The sample app imports the package by name; its tests run it on the library's source.
     '^nestjs-durable$': '<rootDir>/lib/index.ts',
     '^nestjs-durable/testing$': '<rootDir>/lib/testing/index.ts',
+    '^nestjs-durable/telemetry$': '<rootDir>/lib/telemetry/index.ts',
   },
   transform: {
     '^.+\\.ts$': [

@@ -6,6 +6,7 @@ import { DurableConnection } from './engine/db/connection.js';
 import { resolveOptions, type ResolvedOptions } from './engine/options.js';
 import { DurableWorkerMonitor } from './engine/worker/worker-monitor.js';
 import { DurableExplorer } from './nest/durable.explorer.js';
+import { DurableHealthIndicator } from './nest/durable-health.indicator.js';
 import { DurableLifecycle } from './nest/durable.lifecycle.js';
 import { DurableWorkerModule } from './nest/durable-worker.module.js';
 
@@ -29,13 +30,15 @@ import { DurableWorkerModule } from './nest/durable-worker.module.js';
     {
       provide: DurableClient,
       inject: [DURABLE_CONNECTION, DURABLE_RESOLVED_OPTIONS],
-      useFactory: (connection: DurableConnection, options: ResolvedOptions) => new DurableClient(connection.store, options.client),
+      useFactory: (connection: DurableConnection, options: ResolvedOptions) =>
+        new DurableClient(connection.store, options.client, undefined, connection.notifier, new Logger('Durable')),
     },
     { provide: DurableWorkerMonitor, useFactory: () => new DurableWorkerMonitor(new Logger('Durable')) },
     DurableExplorer,
     DurableLifecycle,
+    DurableHealthIndicator,
   ],
   // The last three are internal (their tokens are not exported by the package): DurableWorkerModule needs them.
-  exports: [DurableClient, DurableWorkerMonitor, DURABLE_RESOLVED_OPTIONS, DURABLE_CONNECTION, DurableLifecycle],
+  exports: [DurableClient, DurableWorkerMonitor, DurableHealthIndicator, DURABLE_RESOLVED_OPTIONS, DURABLE_CONNECTION, DurableLifecycle],
 })
 export class DurableModule extends DurableConfigurableModule {}

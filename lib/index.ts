@@ -1,5 +1,8 @@
 export * from './durable.module.js';
 export * from './nest/durable-task.decorator.js';
+export {
+  DurableHealthIndicator, DURABLE_HEALTH_OPTIONS, type DurableHealthOptions, type DurableHealthData, type DurableHealthResult,
+} from './nest/durable-health.indicator.js';
 export { DurableClient, type DurableClientOptions } from './engine/client/durable-client.js';
 export {
   DurableWorkerMonitor, type WorkerStatus, type WorkerState, type WorkerObserver, type ObservedRun,

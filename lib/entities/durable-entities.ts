@@ -25,6 +25,10 @@ export interface TaskRow {
   finishedAt: Date | null;
   /** The task whose `ctx.spawn` created this one (null for a top-level task). */
   parentTaskId: string | null;
+  /** The last `ctx.setProgress` value (null before the first). */
+  progress: unknown | null;
+  /** Opaque, kept by observers about the latest execution (telemetry: its trace context). */
+  lastExecution: string | null;
 }
 
 /** A row of `<schema>.runs`: one attempt. */
@@ -137,6 +141,8 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         firstStartedAt: { ...nullable(time), name: 'first_started_at' },
         finishedAt: { ...nullable(time), name: 'finished_at' },
         parentTaskId: { ...nullable(uuid), name: 'parent_task_id' },
+        progress: nullable(json),
+        lastExecution: { ...nullable(text), name: 'last_execution' },
       },
     }),
     run: new EntitySchema<RunRow>({

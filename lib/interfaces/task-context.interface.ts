@@ -38,6 +38,16 @@ export interface TaskContext {
   emitEvent(eventName: string, payload?: unknown): Promise<void>;
   /** Renews the lease for `extendMs` (default: the worker's `leaseMs`). */
   heartbeat(extendMs?: number): Promise<void>;
+  /**
+   * Publishes a progress value (any JSON), shown as `TaskSnapshot.progress` and sent to
+   * `client.watch` subscribers; the last value wins. Not a checkpoint: not replayed, and cheap
+   * (values are coalesced and stored with the worker's next batch of writes, at the latest
+   * before the run's outcome or a suspension). Allowed inside a step's function. A value that
+   * is not JSON throws `SerializationError`; a run that was cancelled, suspended or fenced off
+   * is refused like any other write. The promise (awaiting it is optional) resolves once the
+   * value, or a later one, is stored.
+   */
+  setProgress(value: unknown): Promise<void>;
 
   /**
    * Spawns a child task (a `@DurableTask` class or a task name, options as `DurableClient.spawn`

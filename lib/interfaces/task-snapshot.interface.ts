@@ -48,6 +48,8 @@ export interface TaskSnapshot<P = unknown, O = unknown> {
   updatedAt: Date;
   /** The task whose `ctx.spawn` created this one; `null` for a top-level task. */
   parentTaskId: string | null;
+  /** The last value the task gave `ctx.setProgress` (any JSON); `null` before the first call. */
+  progress: unknown;
   /** Why the task is not running now; `null` when it is running or terminal. */
   waitingFor: WaitingFor | null;
 }
@@ -84,4 +86,25 @@ export interface CleanupOptions {
   olderThanMs: number;
   /** The most tasks, and the most events, deleted by one call. @default 1000 */
   limit?: number;
+}
+
+/** One queue's tasks by state (`DurableClient.stats`). */
+export interface QueueStats {
+  queue: string;
+  pending: number;
+  running: number;
+  sleeping: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  /**
+   * How long the oldest pending task that could start now has been waiting for a worker (since
+   * it became due: spawned, or its delay or retry backoff ended); `null` when none is waiting.
+   */
+  oldestPendingAgeMs: number | null;
+}
+
+export interface StatsOptions {
+  /** Only this queue (reported with zeros when it has no tasks). @default every queue */
+  queue?: string;
 }

@@ -38,6 +38,7 @@ export class DurableLifecycle implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.client.close(); // its watchers (the connection is not the client's to close)
     await this.connection.close();
   }
 }

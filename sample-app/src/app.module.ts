@@ -9,6 +9,7 @@ import { OrderSettings } from './orders/order-settings.js';
 import { Order } from './orders/order.entity.js';
 import { OrderTask } from './orders/order.task.js';
 import { OrdersController } from './orders/orders.controller.js';
+import { OrderEventsController } from './orders/order-events.controller.js';
 import { OrdersService } from './orders/orders.service.js';
 import { ActivityLog } from './shop/activity-log.service.js';
 import { MailerService } from './shop/mailer.service.js';
@@ -69,7 +70,7 @@ export class AppModule implements OnModuleDestroy {
           }),
         }),
       ],
-      controllers: [OrdersController],
+      controllers: [OrdersController, OrderEventsController],
       providers: [
         { provide: OrderSettings, useValue: new OrderSettings(options.packTimeoutMs, options.confirmDelayMs, options.failFirstPayment) },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },

@@ -61,7 +61,7 @@ class WaiterTask implements DurableTaskHandler<unknown, unknown> {
 }
 
 const HANDLERS = [EchoTask, ReturnsNullTask, BoomTask, FlakyTask, WorkTask, WaiterTask];
-const SNAPSHOT_KEYS = ['attempts', 'createdAt', 'headers', 'name', 'params', 'parentTaskId', 'queue', 'state', 'taskId', 'updatedAt', 'waitingFor'];
+const SNAPSHOT_KEYS = ['attempts', 'createdAt', 'headers', 'name', 'params', 'parentTaskId', 'progress', 'queue', 'state', 'taskId', 'updatedAt', 'waitingFor'];
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   return promise.then(
@@ -110,6 +110,7 @@ describe('DurableClient', () => {
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         parentTaskId: null,
+        progress: null,
         waitingFor: null,
       });
       const row = (await sql.query(`select created_at, updated_at from durable.tasks where id = $1`, [spawned.taskId])).rows[0];
@@ -144,6 +145,7 @@ describe('DurableClient', () => {
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         parentTaskId: null,
+        progress: null,
         waitingFor: null,
       });
     });
@@ -163,6 +165,7 @@ describe('DurableClient', () => {
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         parentTaskId: null,
+        progress: null,
         // Nothing polls queue 'parked'.
         waitingFor: { reason: 'noWorker', message: expect.stringContaining('queue "parked"') },
       });

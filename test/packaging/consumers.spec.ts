@@ -33,6 +33,7 @@ const CONTRACT_EXPORTS = [
   'DurableModule', 'DurableTask', 'DurableClient', 'durableMigrations', 'createDurableMigrations',
   'DurableError', 'EventTimeoutError', 'NonRetryableError', 'TaskFailedError', 'TaskCancelledError',
   'TaskNotFoundError', 'TimeoutError', 'SerializationError', 'InvalidArgumentError', 'DatabaseUnavailableError',
+  'DurableHealthIndicator',
 ];
 const MIGRATION_NAMES = ['DurableCreateTables1764000000001', 'DurableCreateFunctions1764000000002'];
 

@@ -94,6 +94,10 @@ describe('buildStatements', () => {
     ['retry', sql.retry('TASK_X'), ['TASK_X']],
     ['getTask', sql.getTask('TASK_X'), ['TASK_X']],
     ['taskExists', sql.taskExists('TASK_X'), ['TASK_X']],
+    ['getTasks', sql.getTasks(['TASK_X', 'TASK_Y']), [['TASK_X', 'TASK_Y']]],
+    ['watchRefresh', sql.watchRefresh('WATCHER', ['TASK_X'], ['TASK_Y'], 60000), ['WATCHER', ['TASK_X'], ['TASK_Y'], 60000]],
+    ['queueStats', sql.queueStats('SQ'), ['SQ']],
+    ['swapLastExecutions', sql.swapLastExecutions([{ taskId: 'TASK_X', value: 'TRACE' }]), ['[{"task_id":"TASK_X","value":"TRACE"}]']],
     ['listTasks', sql.listTasks({ queue: 'LQ', state: 'failed', name: 'LN', cursor: 'CURSOR', limit: 50, parentTaskId: 'PARENT' }), ['LQ', 'failed', 'LN', 'CURSOR', 50, 'PARENT']],
     ['cleanup', sql.cleanup({ queue: 'CQ', olderThanMs: 86400000, limit: 1000 }), ['CQ', 86400000, 1000]],
     ['createQueue', sql.createQueue('NEW_Q'), ['NEW_Q']],
@@ -127,7 +131,7 @@ describe('buildStatements', () => {
   });
 
   it('uses the same schema for its NOTIFY channels', () => {
-    expect(buildStatements('jobs').channels).toEqual({ wakeup: 'jobs_wakeup', cancel: 'jobs_cancel' });
+    expect(buildStatements('jobs').channels).toEqual({ wakeup: 'jobs_wakeup', cancel: 'jobs_cancel', watch: 'jobs_watch' });
     expect(buildStatements('jobs').claim({ queues: [], workerId: 'w', limit: 1, leaseMs: 1, sweep: false }).text).toContain('"jobs".claim_tasks(');
   });
 });

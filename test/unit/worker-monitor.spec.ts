@@ -5,7 +5,7 @@
 import type { DurableLogger } from '../../lib/engine/support/logger.js';
 import { DurableWorkerMonitor, type ObservedRun, type WorkerObserver, type WorkerStatus } from '../../lib/engine/worker/worker-monitor.js';
 
-const run: ObservedRun = { taskId: 't1', runId: 'r1', attempt: 1, queue: 'default', taskName: 'send', workerId: 'w1' };
+const run: ObservedRun = { taskId: 't1', runId: 'r1', attempt: 1, queue: 'default', taskName: 'send', workerId: 'w1', epoch: 1, headers: {} };
 
 function recordingLogger() {
   const warnings: string[] = [];
@@ -101,5 +101,35 @@ describe('DurableWorkerMonitor observers', () => {
     monitor.observe({ onLeaseLost: (_r, reason) => leases.push(reason) });
     expect(() => monitor.emit('onLeaseLost', run, 'lease-lost')).not.toThrow();
     expect(leases).toEqual(['lease-lost']);
+  });
+});
+
+describe('DurableWorkerMonitor aroundRun', () => {
+  it('runs the execution once inside every observer\'s aroundRun, nested in the order they were added', async () => {
+    const monitor = new DurableWorkerMonitor();
+    const order: string[] = [];
+    monitor.observe({ aroundRun: async (_r, execute) => { order.push('a:in'); const v = await execute(); order.push('a:out'); return v; } });
+    monitor.observe({ onClaim: () => undefined }); // no aroundRun: skipped
+    monitor.observe({ aroundRun: async (_r, execute) => { order.push('b:in'); const v = await execute(); order.push('b:out'); return v; } });
+    let calls = 0;
+    await expect(monitor.around(run, async () => { calls += 1; order.push('run'); return 'done'; })).resolves.toBe('done');
+    expect(calls).toBe(1);
+    expect(order).toEqual(['b:in', 'a:in', 'run', 'a:out', 'b:out']);
+  });
+
+  it('runs the execution without an observer whose aroundRun throws before calling it, and logs it', async () => {
+    const { logger, warnings } = recordingLogger();
+    const monitor = new DurableWorkerMonitor(logger);
+    monitor.observe({ aroundRun: () => { throw new Error('tracer broken'); } });
+    let calls = 0;
+    await expect(monitor.around(run, async () => { calls += 1; return 7; })).resolves.toBe(7);
+    expect(calls).toBe(1);
+    expect(warnings).toEqual([expect.stringContaining('tracer broken')]);
+  });
+
+  it('passes the execution\'s own rejection through', async () => {
+    const monitor = new DurableWorkerMonitor();
+    monitor.observe({ aroundRun: (_r, execute) => execute() });
+    await expect(monitor.around(run, async () => { throw new Error('handler failed'); })).rejects.toThrow('handler failed');
   });
 });

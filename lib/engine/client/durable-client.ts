@@ -7,9 +7,15 @@ import type { DurableModuleOptions } from '../../interfaces/durable-options.inte
 import type { InspectTaskOptions, TaskDetail } from '../../interfaces/task-detail.interface.js';
 import type { DurableTaskOptions, EmitOptions, SpawnOptions, SpawnResult } from '../../interfaces/task-options.interface.js';
 import {
-  TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type TaskSnapshot,
+  TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type QueueStats, type StatsOptions, type TaskSnapshot,
 } from '../../interfaces/task-snapshot.interface.js';
+import type { Observable } from 'rxjs';
 import { DurableConnection } from '../db/connection.js';
+import type { Notifier } from '../db/notifier.js';
+import { WatchHub } from '../watch/watch-hub.js';
+import { queueStats } from './queue-stats.js';
+import { ExecutionLinks } from './execution-links.js';
+import { SpawnHooks, type SpawnHook } from './spawn-hooks.js';
 import { isConnectionError } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import { resolveOptions, type ClientSettings } from '../options.js';
@@ -43,23 +49,30 @@ export class DurableClient {
   private readonly definitions: DurableTaskOptions[] = [];
   private readonly spawns: Batcher<SpawnRow, Row>;
   private waitingAlone = 0;
+  private readonly watches: WatchHub;
+  private readonly hooks = new SpawnHooks();
+  private links: ExecutionLinks | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly settings: ClientSettings,
     private readonly connection?: DurableConnection,
+    notifier: Notifier | undefined = connection?.notifier,
+    logger: DurableLogger = consoleLogger,
   ) {
     this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
+    this.watches = new WatchHub(store, notifier, logger);
   }
 
   static async connect(options: DurableClientOptions = {}): Promise<DurableClient> {
     const resolved = resolveOptions({ ...options, worker: false }); // refuses bad options before anything connects
     const connection = await DurableConnection.open(resolved.connection, options.logger ?? consoleLogger);
-    return new DurableClient(connection.store, resolved.client, connection);
+    return new DurableClient(connection.store, resolved.client, connection, connection.notifier, options.logger ?? consoleLogger);
   }
 
-  /** Closes the connection `connect` opened; a no-op for the client Nest injects. */
+  /** Completes every `watch`, then closes the connection `connect` opened (not the one Nest injects). */
   async close(): Promise<void> {
+    await this.watches.close();
     await this.connection?.close();
   }
 
@@ -71,15 +84,40 @@ export class DurableClient {
   spawn<P, O>(task: TaskHandlerClass<P, O>, params: P, options?: SpawnOptions): Promise<SpawnResult>;
   spawn(task: string, params?: unknown, options?: SpawnOptions): Promise<SpawnResult>;
   async spawn(task: string | TaskHandlerClass, params?: unknown, options: SpawnOptions = {}): Promise<SpawnResult> {
-    const row = this.spawnRow(task, params, options);
-    // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
-    // spawns issued at the same time.
-    const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
-    return { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
+    const { row, after } = this.hooks.apply(this.checkedRow(task, params, options), false);
+    try {
+      // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
+      // spawns issued at the same time.
+      const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
+      const result = { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
+      after(result);
+      return result;
+    } catch (error) {
+      after({ error });
+      throw error;
+    }
   }
 
-  /** @internal The checked row of a spawn, resolved as `spawn` resolves it (also for `ctx.spawn`); throws on bad input. */
+  /** Adds a hook told of every spawn (telemetry's trace context); the returned function removes it. */
+  addSpawnHook(hook: SpawnHook): () => void {
+    return this.hooks.add(hook);
+  }
+
+  /**
+   * @internal Stores an observer's opaque note about a task's latest execution (telemetry: its
+   * trace context) and resolves with the note it replaced.
+   */
+  swapLastExecution(taskId: string, value: string): Promise<string | null> {
+    this.links ??= new ExecutionLinks(this.store);
+    return this.links.swap(taskId, value);
+  }
+
+  /** @internal The checked row of a `ctx.spawn`, resolved as `spawn` resolves it, with the hooks' headers; throws on bad input. */
   spawnRow(task: string | TaskHandlerClass, params: unknown, options: SpawnOptions): SpawnRow {
+    return this.hooks.apply(this.checkedRow(task, params, options), true).row;
+  }
+
+  private checkedRow(task: string | TaskHandlerClass, params: unknown, options: SpawnOptions): SpawnRow {
     const definition = typeof task === 'string' ? this.definitionNamed(task, options.queue) : requireTaskOptions(task);
     return toSpawnRow(typeof task === 'string' ? task : definition?.name, params, options, definition, this.settings);
   }
@@ -119,6 +157,20 @@ export class DurableClient {
       if (left <= 0) throw new TimeoutError(`task ${taskId} did not finish within ${options.timeoutMs} ms (it is ${task.state})`);
       await delay(Math.min(pauseMs, left));
     }
+  }
+
+  /**
+   * The task's snapshot now, then one on each change of its state, attempts or progress;
+   * completes after a terminal state. `TaskNotFoundError` for an unknown id. One LISTEN
+   * connection and one poll per process serve every watcher (see `WatchHub`).
+   */
+  watch<P = unknown, O = unknown>(taskId: string): Observable<TaskSnapshot<P, O>> {
+    return this.watches.watch(taskId) as Observable<TaskSnapshot<P, O>>;
+  }
+
+  /** Per queue: the tasks in each state and the wait of the oldest due pending task (cheap: counters, not a scan). */
+  stats(options?: StatsOptions): Promise<QueueStats[]> {
+    return queueStats(this.store, options);
   }
 
   /** Tasks newest first; pass the last `taskId` of a page as `cursor` for the next. */

@@ -28,6 +28,7 @@ export function toSnapshot<P = unknown, O = unknown>(row: Row): TaskSnapshot<P, 
     createdAt: row.created_at as Date,
     updatedAt: row.updated_at as Date,
     parentTaskId: (row.parent_task_id as string | null) ?? null,
+    progress: row.progress ?? null,
     waitingFor: null,
   };
   if (!row.no_result) snapshot.result = row.result as O;

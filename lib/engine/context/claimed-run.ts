@@ -38,4 +38,6 @@ export interface ContextSettings {
   spawnRow?: SpawnResolver;
   /** Told after each step's checkpoint is written. */
   onStep?: (step: { name: string; durationMs: number }) => void;
+  /** Told when a step returns its checkpointed value without running. */
+  onStepReplayed?: (step: { name: string }) => void;
 }

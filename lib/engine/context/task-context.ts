@@ -16,6 +16,7 @@ import { recordedNow, recordedRandom, recordedUuid } from './deterministic.js';
 import type { ExecutionCore } from './execution-core.js';
 import { assertNotInStep, inStep } from './step-scope.js';
 import { awaitEvent, emitEvent, sleep } from './suspensions.js';
+import { ProgressWriter } from '../watch/progress-writer.js';
 
 export type { ClaimedRun, ContextSettings };
 
@@ -33,6 +34,8 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
   readonly headers: Readonly<Record<string, unknown>>;
 
   private stopped: StopReason | undefined;
+  /** @internal The worker recorded this execution's failure (for observers). */
+  failed = false;
   private suspending = false;
   /** Step functions and database calls of this execution in flight. */
   private busy = 0;
@@ -40,6 +43,7 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
   readonly fence: RunFence;
   readonly budget: CheckpointBudget;
   readonly claimedAtLocal = performance.now();
+  private readonly progress: ProgressWriter;
 
   constructor(readonly store: Store, readonly run: ClaimedRun, readonly settings: ContextSettings) {
     this.taskId = run.taskId;
@@ -50,6 +54,11 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
     this.headers = Object.freeze({ ...run.headers });
     this.fence = { taskId: run.taskId, runId: run.runId, workerId: settings.workerId, epoch: run.epoch };
     this.budget = new CheckpointBudget(run.checkpointBytes, settings.maxCheckpointBytesPerTask);
+    this.progress = new ProgressWriter(
+      settings.write,
+      { taskId: run.taskId, runId: run.runId, epoch: run.epoch, attempt: run.attempt, leaseMs: settings.leaseMs },
+      (outcome) => this.settle(outcome),
+    );
   }
 
   /** Why this execution stopped, or undefined while it may go on. */
@@ -76,7 +85,10 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
     this.ensureActive('step');
     assertName(name, 'step name');
     const key = this.names.next('step', name);
-    if (this.run.checkpoints.has(key)) return this.run.checkpoints.get(key) as T;
+    if (this.run.checkpoints.has(key)) {
+      this.settings.onStepReplayed?.({ name });
+      return this.run.checkpoints.get(key) as T;
+    }
     return this.track(async () => {
       const startedAt = Date.now();
       const value = await inStep(this, name, fn);
@@ -93,6 +105,24 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
       this.settings.onStep?.({ name, durationMs: Date.now() - startedAt });
       return stored;
     });
+  }
+
+  /**
+   * Not a checkpoint: coalesced and sent with the worker's next batch of writes (see
+   * ProgressWriter). Throws at once for a value that is not JSON or a stopped execution; the
+   * returned promise (which need not be awaited) settles when the value is stored or refused.
+   */
+  setProgress(value: unknown): Promise<void> {
+    this.ensureActive();
+    const json = toJson(value, 'the progress value', this.settings.maxPayloadBytes);
+    const stored = this.progress.set(json.text ?? 'null');
+    stored.catch(() => undefined); // the caller may not await it: a refusal also stops the execution
+    return stored;
+  }
+
+  /** Waits for the progress values set so far to be written (before the run's outcome or a suspension). */
+  flushProgress(): Promise<void> {
+    return this.progress.flush();
   }
 
   async sleepFor(name: string, ms: number): Promise<void> {
@@ -159,6 +189,7 @@ export class DurableTaskContext implements TaskContext, ExecutionCore {
     }
     this.suspending = true;
     try {
+      await this.progress.flush();
       return await this.track(call);
     } finally {
       this.suspending = false;

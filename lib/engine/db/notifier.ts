@@ -46,10 +46,18 @@ export class Notifier {
     this.timing = { ...DEFAULT_TIMING, ...timing };
   }
 
+  /**
+   * Adds a listener; the first one opens the connection. The returned function removes it, and
+   * removing the last one closes the connection (a later listener opens a new one).
+   */
   subscribe(listener: (notification: Notification) => void): () => void {
     this.listeners.add(listener);
-    this.loop ??= this.run();
-    return () => this.listeners.delete(listener);
+    if (!this.loop && !this.stopping) this.loop = this.run();
+    return () => {
+      if (!this.listeners.delete(listener) || this.listeners.size > 0) return;
+      this.hangUp?.();
+      this.pause.wake();
+    };
   }
 
   /** Ends the connection (also one still being made) and any back-off, and stops reconnecting; idempotent. */
@@ -62,7 +70,7 @@ export class Notifier {
 
   private async run(): Promise<void> {
     let backoffMs = this.timing.minBackoffMs;
-    while (!this.stopping) {
+    while (!this.stopping && this.listeners.size > 0) {
       try {
         await this.listen();
         backoffMs = this.timing.minBackoffMs;
@@ -73,6 +81,8 @@ export class Notifier {
         backoffMs = Math.min(backoffMs * 2, this.timing.maxBackoffMs);
       }
     }
+    // In the same turn as the check above: a listener added from now on starts a new loop.
+    this.loop = undefined;
   }
 
   /** Resolves when stopped; rejects when the connection fails, ends or stops answering pings. */
@@ -90,7 +100,7 @@ export class Notifier {
           failed = true;
           reject(error);
         };
-        if (this.stopping) return resolve();
+        if (this.stopping || this.listeners.size === 0) return resolve();
         client.on('notification', ({ channel, payload }) => this.emit({ channel, payload: payload ?? '' }));
         client.on('end', () => fail(new Error('the LISTEN connection ended')));
         const listen = this.channels.map((channel) => `listen "${channel}"`).join('; ');

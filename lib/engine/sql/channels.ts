@@ -9,6 +9,8 @@ export function channelsOf(schema: string) {
     wakeup: `${schema}_wakeup`,
     /** A run was cancelled; the payload is the run's id (not the task's: a retried task runs again under another run). */
     cancel: `${schema}_cancel`,
+    /** A watched task's state, attempts or progress changed; the payload is the task's id. */
+    watch: `${schema}_watch`,
   } as const;
 }
 

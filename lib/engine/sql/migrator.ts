@@ -54,7 +54,7 @@ export async function runMigrations(dataSource: DataSource, schema: string): Pro
 const DURABLE_RELATIONS = [
   'queues', 'tasks', 'runs', 'checkpoints', 'events', 'waits', 'test_clock',
   'tasks_idempotency_key', 'tasks_created_at', 'tasks_queue_created_at', 'tasks_cancel_at', 'tasks_finished_at',
-  'runs_claimable', 'runs_running', 'waits_event', 'waits_task', 'worker_heartbeats',
+  'runs_claimable', 'runs_running', 'waits_event', 'waits_task', 'watches', 'task_counts', 'worker_heartbeats',
 ];
 
 const KINDS: Record<string, string> = { r: 'table', p: 'table', v: 'view', m: 'materialized view', i: 'index', I: 'index', f: 'foreign table' };

@@ -53,6 +53,12 @@ create table durable.runs (
 CREATE INDEX runs_claimable ON durable.runs USING btree (queue, available_at, id) WHERE (state = ANY (ARRAY['pending'::text, 'sleeping'::text]));
 CREATE INDEX runs_running ON durable.runs USING btree (queue) WHERE (state = 'running'::text);
 
+create table durable.task_counts (
+  queue text not null,
+  state text not null,
+  n bigint not null
+);
+
 create table durable.tasks (
   id uuid not null,
   queue text not null,
@@ -74,6 +80,8 @@ create table durable.tasks (
   first_started_at timestamp with time zone,
   finished_at timestamp with time zone,
   parent_task_id uuid,
+  progress json,
+  last_execution text,
   constraint tasks_max_attempts_check CHECK ((max_attempts >= 1)),
   constraint tasks_pkey PRIMARY KEY (id),
   constraint tasks_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
@@ -105,6 +113,13 @@ create table durable.waits (
 );
 CREATE INDEX waits_event ON durable.waits USING btree (queue, event_name);
 CREATE INDEX waits_task ON durable.waits USING btree (task_id);
+
+create unlogged table durable.watches (
+  task_id uuid not null,
+  watcher uuid not null,
+  expires_at timestamp with time zone not null,
+  constraint watches_pkey PRIMARY KEY (task_id, watcher)
+);
 
 create unlogged table durable.worker_heartbeats (
   queue text not null,
@@ -391,6 +406,63 @@ begin
   delete from "durable".waits where task_id = p_task;
 exception when others then
   raise warning 'durable: task % could not be swept nor failed: %', p_task, sqlerrm;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._tasks_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  insert into "durable".task_counts (queue, state, n) select queue, state, -count(*) from old_rows group by queue, state;
+  perform "durable".stats_compact() where pg_catalog.random() < 0.001;
+  return null;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._tasks_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  insert into "durable".task_counts (queue, state, n) select queue, state, count(*) from new_rows group by queue, state;
+  perform "durable".stats_compact() where pg_catalog.random() < 0.001;
+  return null;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._tasks_truncated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  delete from "durable".task_counts;
+  return null;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._tasks_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  insert into "durable".task_counts (queue, state, n)
+  select d.queue, d.state, sum(d.n) from (
+    select o.queue, o.state, -1 as n from old_rows o
+    union all select w.queue, w.state, 1 from new_rows w
+  ) d group by d.queue, d.state having sum(d.n) <> 0;
+  perform "durable".stats_compact() where pg_catalog.random() < 0.001;
+  if exists (select 1 from "durable".watches) then
+    perform pg_catalog.pg_notify('durable_watch', w.task_id::text)
+    from (
+      select distinct n.id as task_id from new_rows n
+      join old_rows o on o.id = n.id
+      where (n.state, n.attempts) is distinct from (o.state, o.attempts)
+        or n.progress::text is distinct from o.progress::text
+    ) w
+    where exists (select 1 from "durable".watches x where x.task_id = w.task_id);
+  end if;
+  return null;
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable._try_insert_queue(p_queue text)
@@ -799,6 +871,39 @@ AS $function$
   select clock_timestamp()
 $function$;
 
+CREATE OR REPLACE FUNCTION durable.queue_stats(p_queue text)
+ RETURNS TABLE(queue text, pending bigint, running bigint, sleeping bigint, completed bigint, failed bigint, cancelled bigint, oldest_pending_at timestamp with time zone, db_now timestamp with time zone)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+begin
+  perform "durable".stats_compact();
+  return query
+  with counts as (
+    select c.queue, c.state, sum(c.n)::bigint as n from "durable".task_counts c
+    where p_queue is null or c.queue = p_queue group by c.queue, c.state
+  ), names as (
+    select c.queue from counts c
+    union select q.name from "durable".queues q where p_queue is null or q.name = p_queue
+    union select p_queue where p_queue is not null
+  )
+  select n.queue,
+    coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'pending'), 0),
+    coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'running'), 0),
+    coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'sleeping'), 0),
+    coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'completed'), 0),
+    coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'failed'), 0),
+    coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'cancelled'), 0),
+    -- runs_claimable, in due order: the first pending run that is due.
+    (select r.available_at from "durable".runs r
+      where r.queue = n.queue and r.state in ('pending', 'sleeping') and r.state = 'pending' and r.available_at <= v_now
+      order by r.available_at limit 1),
+    v_now
+  from names n order by n.queue;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable.release_runs(p_worker text, p_keep uuid[])
  RETURNS integer
  LANGUAGE plpgsql
@@ -982,6 +1087,54 @@ begin
     p_retry, p_cancellation, p_idempotency_key, p_delay_ms, p_run_at);
 end $function$;
 
+CREATE OR REPLACE FUNCTION durable.stats_compact()
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if not pg_catalog.pg_try_advisory_xact_lock('"durable".task_counts'::regclass::oid::bigint) then return; end if;
+  with gone as (delete from "durable".task_counts returning queue, state, n)
+  insert into "durable".task_counts (queue, state, n)
+  select queue, state, sum(n) from gone group by queue, state having sum(n) <> 0;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable.swap_last_executions(p_items json)
+ RETURNS TABLE(task_id uuid, previous text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform pg_catalog.set_config('synchronous_commit', 'off', true);
+  return query
+  with items as (
+    select (e->>'task_id')::uuid as task_id, e->>'value' as value from json_array_elements(p_items) e
+  ), locked as (
+    -- In task order, as every transition locks; the values as they were before this statement.
+    select t.id, t.last_execution from "durable".tasks t where t.id in (select items.task_id from items)
+    order by t.id for update of t
+  ), swapped as (
+    update "durable".tasks t set last_execution = items.value from items where t.id = items.task_id
+    returning 1
+  )
+  select l.id, l.last_execution from locked l;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable.watch_refresh(p_watcher uuid, p_add uuid[], p_remove uuid[], p_ttl_ms double precision)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+begin
+  delete from "durable".watches w
+  where (w.watcher = p_watcher and w.task_id = any(p_remove)) or w.expires_at < v_now;
+  insert into "durable".watches (task_id, watcher, expires_at)
+  select distinct t, p_watcher, v_now + p_ttl_ms * interval '1 millisecond' from pg_catalog.unnest(p_add) t
+  on conflict (task_id, watcher) do update set expires_at = excluded.expires_at;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable.write_batch(p_worker text, p_ops json)
  RETURNS TABLE(i integer, outcome text)
  LANGUAGE plpgsql
@@ -990,6 +1143,9 @@ AS $function$
 declare
   v_now timestamptz := "durable".now();
 begin
+  if not exists (select 1 from json_array_elements(p_ops) e where e->>'kind' <> 'progress') then
+    perform pg_catalog.set_config('synchronous_commit', 'off', true);
+  end if;
   return query
   with ops as (
     select e.i::integer as i, x.*
@@ -1027,10 +1183,17 @@ begin
     update "durable".runs r set state = 'completed', lease_expires_at = null, finished_at = v_now
     from ok where ok.kind = 'complete' and r.id = ok.run_id
     returning 1
-  ), completed_tasks as (
-    update "durable".tasks t set state = 'completed', result = ok.value, error = null, cancel_at = null,
-      finished_at = v_now, updated_at = v_now
-    from ok where ok.kind = 'complete' and t.id = ok.task_id
+  ), updated_tasks as (
+    -- One update of tasks for both kinds: a row updated twice in one statement keeps one update.
+    update "durable".tasks t set
+      state = case when ok.kind = 'complete' then 'completed' else t.state end,
+      result = case when ok.kind = 'complete' then ok.value else t.result end,
+      error = case when ok.kind = 'complete' then null else t.error end,
+      cancel_at = case when ok.kind = 'complete' then null else t.cancel_at end,
+      finished_at = case when ok.kind = 'complete' then v_now else t.finished_at end,
+      progress = case when ok.kind = 'progress' then ok.value else t.progress end,
+      updated_at = v_now
+    from ok where ok.kind in ('complete', 'progress') and t.id = ok.task_id
     returning 1
   ), finished_waits as (
     delete from "durable".waits w using ok where ok.kind = 'complete' and w.run_id = ok.run_id

@@ -29,9 +29,9 @@ export interface RunFence {
   epoch: number;
 }
 
-/** A checkpoint or a completion, group-committed by `write_batch`. */
+/** A checkpoint, a completion or a progress value, group-committed by `write_batch`. */
 export interface WorkerWrite {
-  kind: 'checkpoint' | 'complete';
+  kind: 'checkpoint' | 'complete' | 'progress';
   taskId: string;
   runId: string;
   /** The claim epoch of the execution that writes (see RunFence). */

@@ -13,7 +13,7 @@ export type * from './statement-types.js';
  */
 export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
-  const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, created_at, updated_at`;
+  const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, progress, created_at, updated_at`;
   const q = (text: string, values: unknown[]): Statement => ({ text, values });
   /**
    * Snapshots with what `waitingFor` needs (TaskSnapshot.waitingFor, see client/waiting-for.ts):
@@ -108,6 +108,16 @@ export function buildStatements(schema: string) {
     cancel: (taskId: string) => q(`select ${s}.cancel_task($1) as outcome`, [taskId]),
     retry: (taskId: string) => q(`select ${s}.retry_task($1) as outcome`, [taskId]),
     getTask: (taskId: string) => q(withWaiting(`select * from ${s}.tasks where id = $1`, snapshotColumns), [taskId]),
+    /** The snapshots of these tasks (the watchers' poll: one statement for every watched id). */
+    getTasks: (taskIds: string[]) => q(withWaiting(`select * from ${s}.tasks where id = any($1::uuid[])`, snapshotColumns), [taskIds]),
+    /** Registers, keeps alive and unregisters a process's watched ids (see `watch_refresh`). */
+    watchRefresh: (watcher: string, add: string[], remove: string[], ttlMs: number) =>
+      q(`select ${s}.watch_refresh($1, $2::uuid[], $3::uuid[], $4)`, [watcher, add, remove, ttlMs]),
+    /** Sets `last_execution` of each task, returning the values replaced (see `swap_last_executions`). */
+    swapLastExecutions: (items: { taskId: string; value: string }[]) =>
+      q(`select * from ${s}.swap_last_executions($1::json)`, [JSON.stringify(items.map((i) => ({ task_id: i.taskId, value: i.value })))]),
+    /** Counts per queue and state, and the oldest due pending run (see `queue_stats`). */
+    queueStats: (queue: string | null) => q(`select * from ${s}.queue_stats($1)`, [queue]),
     taskExists: (taskId: string) => q(`select 1 from ${s}.tasks where id = $1`, [taskId]),
     listTasks: (a: ListTasksArgs) => q(withWaiting(`
         select * from ${s}.tasks

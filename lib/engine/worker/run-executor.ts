@@ -14,7 +14,7 @@ import { timerMs } from '../support/wakeable.js';
 import type { DurableLogger } from '../support/logger.js';
 import { batchedWrites, type WriteFn } from './batched-writes.js';
 import { describeError } from './describe-error.js';
-import type { DurableWorkerMonitor, ObservedRun } from './worker-monitor.js';
+import type { DurableWorkerMonitor, ExecutionOutcome, ObservedRun } from './worker-monitor.js';
 
 /**
  * Executes one claimed run: finds its handler, gives it a context, and records its result or
@@ -75,7 +75,9 @@ export class RunExecutor {
     const ids = `task ${run.taskId} (${run.queue}/${run.taskName}, attempt ${run.attempt})`;
     const observed: ObservedRun = {
       taskId: run.taskId, runId: run.runId, workerId: this.settings.workerId, attempt: run.attempt, queue: run.queue, taskName: run.taskName,
+      epoch: run.epoch, headers: run.headers,
     };
+    let ended: ExecutionOutcome = 'unrecorded';
     this.held.add(run.runId);
     let keepFor = 0;
     try {
@@ -90,11 +92,17 @@ export class RunExecutor {
         write: this.write,
         spawnRow: this.spawnRow,
         onStep: this.monitor && ((step) => this.monitor!.emit('onStep', observed, step)),
+        onStepReplayed: this.monitor && ((step) => this.monitor!.emit('onStepReplayed', observed, step)),
       });
       this.running.set(run.runId, { run, ctx });
       // Out of `running` as soon as the handler settled: its outcome is being recorded, not to be released.
       const settled = () => this.running.delete(run.runId);
-      const outcome = await this.runHandler(handler, run, ctx, observed, settled).finally(settled);
+      const execute = () => this.runHandler(handler, run, ctx, observed, settled).finally(settled);
+      const outcome = await (this.monitor ? this.monitor.around(observed, execute) : execute());
+      ended = outcome === 'ok' ? (ctx.failed ? 'failed' : 'completed')
+        : outcome === 'cancelled' || ctx.stopReason === 'cancelled' ? 'cancelled'
+          : outcome === 'lost' || ctx.stopReason === 'lease-lost' ? 'lease-lost'
+            : ctx.stopReason === 'suspended' ? 'suspended' : ctx.stopReason === 'shutdown' ? 'shutdown' : 'unrecorded';
       const lost = outcome === 'cancelled' || ctx.stopReason === 'cancelled' ? 'cancelled'
         : outcome === 'lost' || ctx.stopReason === 'lease-lost' ? 'lease-lost' : undefined;
       if (lost) this.monitor?.emit('onLeaseLost', observed, lost);
@@ -107,6 +115,7 @@ export class RunExecutor {
       this.logger.error(`${ids}: could not record the outcome: ${redact(describeError(error).message)}`);
       keepFor = this.settings.leaseMs;
     } finally {
+      if (this.registry.get(run.queue, run.taskName)) this.monitor?.emit('onEnd', observed, ended);
       if (keepFor === 0) this.held.delete(run.runId);
       else setTimeout(() => this.held.delete(run.runId), timerMs(keepFor)).unref();
     }
@@ -117,9 +126,13 @@ export class RunExecutor {
     handler: DurableTaskHandler, run: ClaimedRun, ctx: DurableTaskContext, observed: ObservedRun, settled: () => void,
   ): Promise<string | undefined> {
     const fail = async (error: unknown) => {
+      await ctx.flushProgress();
       const statement = this.store.sql.fail(fenceOf(run, this.settings.workerId), JSON.stringify(describeError(error)), isFinal(error));
       const outcome = (await this.store.one(statement)).outcome as string;
-      if (outcome === 'ok') this.monitor?.emit('onFailure', observed, error);
+      if (outcome === 'ok') {
+        ctx.failed = true;
+        this.monitor?.emit('onFailure', observed, error);
+      }
       return outcome;
     };
     const startedAt = Date.now();
@@ -131,6 +144,8 @@ export class RunExecutor {
       return ctx.stopReason ? undefined : fail(error);
     }
     settled();
+    if (ctx.stopReason) return undefined;
+    await ctx.flushProgress();
     if (ctx.stopReason) return undefined;
     let json;
     try {

@@ -26,7 +26,14 @@ export interface ObservedRun {
   queue: string;
   taskName: string;
   workerId: string;
+  /** Which execution of this attempt (1 for its first; a resumption after a sleep or wait counts on). */
+  epoch: number;
+  /** The task's headers (read-only): telemetry reads its trace context here. */
+  headers: Readonly<Record<string, unknown>>;
 }
+
+/** How an execution ended (`onEnd`). */
+export type ExecutionOutcome = 'completed' | 'failed' | 'suspended' | 'cancelled' | 'lease-lost' | 'shutdown' | 'unrecorded';
 
 /**
  * Hears what the worker does, synchronously and after the fact. Telemetry, health and the
@@ -43,9 +50,21 @@ export interface WorkerObserver {
   onFailure?(run: ObservedRun, error: unknown): void;
   /** The run may no longer write: it was cancelled, or its lease expired and was taken over. */
   onLeaseLost?(run: ObservedRun, reason: 'cancelled' | 'lease-lost'): void;
+  /** A step returned its checkpointed value without running (a replay). */
+  onStepReplayed?(run: ObservedRun, step: { name: string }): void;
+  /**
+   * The execution ended (after `onComplete`, `onFailure` or `onLeaseLost`, if any): `suspended`
+   * for a sleep, an event wait or a join; `unrecorded` when its outcome could not be written.
+   */
+  onEnd?(run: ObservedRun, outcome: ExecutionOutcome): void;
+  /**
+   * Wraps the execution of the handler (telemetry makes its span the active context here):
+   * must call `execute` once and return its promise. Nested in the order observers were added.
+   */
+  aroundRun?<T>(run: ObservedRun, execute: () => Promise<T>): Promise<T>;
 }
 
-type Event = keyof WorkerObserver;
+type Event = Exclude<keyof WorkerObserver, 'aroundRun'>;
 
 /**
  * One per process: the worker's status, and the observers that hear about its runs. It exists
@@ -70,6 +89,29 @@ export class DurableWorkerMonitor {
   /** @internal The worker reports its status through this. */
   attach(source: () => WorkerStatus): void {
     this.source = source;
+  }
+
+  /** @internal Runs `execute` inside every observer's `aroundRun`; one that throws is skipped. */
+  around<T>(run: ObservedRun, execute: () => Promise<T>): Promise<T> {
+    let wrapped = execute;
+    for (const observer of this.observers) {
+      if (!observer.aroundRun) continue;
+      const inner = wrapped;
+      wrapped = () => {
+        let called = false;
+        const once = () => {
+          called = true;
+          return inner();
+        };
+        try {
+          return observer.aroundRun!(run, once);
+        } catch (error) {
+          this.logger?.warn(`a worker observer threw in aroundRun: ${redact((error as Error)?.message ?? String(error))}`);
+          return called ? Promise.reject(error) : inner();
+        }
+      };
+    }
+    return wrapped();
   }
 
   /** @internal */
