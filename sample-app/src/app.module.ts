@@ -8,12 +8,14 @@ import { DurableErrorFilter } from './durable-error.filter.js';
 import { OrderSettings } from './orders/order-settings.js';
 import { Order } from './orders/order.entity.js';
 import { OrderTask } from './orders/order.task.js';
+import { PickLineTask } from './orders/pick-line.task.js';
 import { OrdersController } from './orders/orders.controller.js';
 import { OrdersService } from './orders/orders.service.js';
 import { ActivityLog } from './shop/activity-log.service.js';
 import { MailerService } from './shop/mailer.service.js';
 import { PaymentService } from './shop/payment.service.js';
 import { StockService } from './shop/stock.service.js';
+import { WarehouseService } from './shop/warehouse.service.js';
 
 export interface AppOptions {
   databaseUrl: string;
@@ -79,8 +81,10 @@ export class AppModule implements OnModuleDestroy {
         StockService,
         PaymentService,
         MailerService,
+        WarehouseService,
         OrdersService,
         OrderTask,
+        PickLineTask,
       ],
     };
   }
