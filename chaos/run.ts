@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     const db = await chaosDatabase(adminUrl);
     const options = {
       databaseUrl: db.url, parents: env('CHAOS_FANOUT_PARENTS', 4), children: env('CHAOS_FANOUT_CHILDREN', 1000), batch: 20,
-      workers: 4, concurrency: 4, kills: env('CHAOS_FANOUT_KILLS', 30), killIntervalMs: 300, leaseMs: 2000, stepPauseMs: 5,
+      workers: 4, concurrency: 4, kills: env('CHAOS_FANOUT_KILLS', 30), killIntervalMs: 1000, leaseMs: 2000, stepPauseMs: 5,
       seed: process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : undefined, log,
     };
     console.log(`\n8. fan-out: ${options.parents} parents each spawning ${options.children} one-step children (${options.batch} spawns at once) and joining them all, ${options.workers} worker processes (concurrency ${options.concurrency}, lease ${options.leaseMs} ms), ${options.kills} SIGKILLs every ${options.killIntervalMs} ms`);
