@@ -130,6 +130,10 @@ AS $function$
 declare
   v_run uuid;
 begin
+  if pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
+    perform 1 from "durable".runs where task_id = p_task and state in ('pending', 'running', 'sleeping') for update nowait;
+    perform 1 from "durable".waits where task_id = p_task for update nowait;
+  end if;
   update "durable".tasks set state = 'cancelled', error = p_reason, cancel_at = null,
     finished_at = p_now, updated_at = p_now
   where id = p_task;
@@ -155,6 +159,11 @@ AS $function$
 declare
   v record;
 begin
+  -- All the children at once, or none: a child held by its own terminal transition (which waits
+  -- for this task's lock) must not be waited for. The loop's locks below are then already held.
+  if pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
+    perform 1 from "durable".tasks t where t.parent_task_id = p_task for update nowait;
+  end if;
   for v in select t.id, t.state from "durable".tasks t where t.parent_task_id = p_task order by t.id for update loop
     if v.state in ('pending', 'running', 'sleeping') then
       perform "durable"._cancel(v.id, p_now, jsonb_build_object('name', 'TaskCancelled',
@@ -190,7 +199,12 @@ begin
   select t.parent_task_id into v_parent from "durable".tasks t where t.id = p_child;
   if v_parent is null then return; end if;
   -- The parent's lock orders this against its join; the next statements see what the join committed.
-  perform 1 from "durable".tasks t where t.id = v_parent for update;
+  if pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
+    perform 1 from "durable".tasks t where t.id = v_parent for update nowait;
+    perform 1 from "durable".runs r where r.id = (select t.run_id from "durable".tasks t where t.id = v_parent) for update nowait;
+  else
+    perform 1 from "durable".tasks t where t.id = v_parent for update;
+  end if;
   update "durable".runs r set join_outstanding = case when p_completed and r.join_any then 0 else r.join_outstanding - 1 end
   where r.id = (select t.run_id from "durable".tasks t where t.id = v_parent) and r.state = 'sleeping'
     and r.join_outstanding > 0 and p_child = any(r.join_children)
@@ -469,12 +483,29 @@ AS $function$
 declare
   v_now timestamptz := "durable".now();
   v_state text;
+  v_outcome text;
+  v_try integer := 0;
 begin
-  select state into v_state from "durable".tasks where id = p_task for update;
-  if not found then return 'not_found'; end if;
-  if v_state in ('completed', 'failed', 'cancelled') then return 'terminal'; end if;
-  perform "durable"._cancel(p_task, v_now, jsonb_build_object('name', 'TaskCancelled', 'message', 'cancelled by cancel()'));
-  return 'cancelled';
+  loop
+    v_try := v_try + 1;
+    begin
+      perform pg_catalog.set_config('durable.cascade_nowait', case when v_try <= 100 then 'on' else 'off' end, true);
+      select state into v_state from "durable".tasks where id = p_task for update;
+      if not found then
+        v_outcome := 'not_found';
+      elsif v_state in ('completed', 'failed', 'cancelled') then
+        v_outcome := 'terminal';
+      else
+        perform "durable"._cancel(p_task, v_now, jsonb_build_object('name', 'TaskCancelled', 'message', 'cancelled by cancel()'));
+        v_outcome := 'cancelled';
+      end if;
+      perform pg_catalog.set_config('durable.cascade_nowait', 'off', true);
+      return v_outcome;
+    exception when lock_not_available then
+      if v_try > 100 then raise; end if;
+      perform pg_catalog.pg_sleep(least(v_try, 20) / 1000.0);
+    end;
+  end loop;
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision, p_sweep boolean DEFAULT true, p_first_queue integer DEFAULT NULL::integer)
