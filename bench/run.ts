@@ -5,7 +5,8 @@
  * Env: BENCH_N (tasks per drain, default 20000), BENCH_RUNS (runs per row, default 3),
  * BENCH_SYSTEMS (comma list, default all), BENCH_DATABASE_URL (admin URL of the server),
  * BENCH_SCENARIOS (comma list of scenarios, e.g. drain-1,pickup,scale; default all),
- * BENCH_SCALE (worker processes of the scale test, default 1,2,4), BENCH_TUNE_N (tasks per run of
+ * BENCH_SCALE (worker processes of the scale test, default 1,2,4), BENCH_FANOUT_CHILDREN (children per
+ * fan-out of the fanout rows, default 1000), BENCH_TUNE_N (tasks per run of
  * the tuning pass, default 5000), BENCH_OUT (JSON path).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -716,7 +717,7 @@ function fanOutLines(rows: Row[]): string[] {
     if (ok.length === 0) continue;
     const wakes = ok.flatMap((run) => run.samples!);
     const totals = ok.flatMap((run) => run.totals!);
-    lines.push(`  ${row.system.title}: wake p50 ${fmtSig(percentile(wakes, 50))} ms, p99 ${fmtSig(percentile(wakes, 99))} ms (max ${fmtSig(Math.max(...wakes))}); ` +
+    lines.push(`  ${row.system.title}${row.spec.variant ? ` (${row.spec.variant})` : ''}: wake p50 ${fmtSig(percentile(wakes, 50))} ms, p99 ${fmtSig(percentile(wakes, 99))} ms (max ${fmtSig(Math.max(...wakes))}); ` +
       `total p50 ${fmtSig(percentile(totals, 50))} ms, p99 ${fmtSig(percentile(totals, 99))} ms; ${wakes.length} fan-outs`);
   }
   return lines;

@@ -142,7 +142,10 @@ function fanout(ctx: CellContext): Cell {
         const handles: any[] = [];
         for (let i = 0; i < children; i += 1) handles.push(await DBOS.startWorkflow(child)(rep));
         let sum = 0;
-        for (const handle of handles) sum += await handle.getResult();
+        // Each getResult is a step of the parent (its result recorded); it polls every
+        // pollingIntervalMs (DBOS's default: 1000) until the child is done.
+        const polling = ctx.settings.pollingIntervalMs === undefined ? undefined : { pollingIntervalMs: Number(ctx.settings.pollingIntervalMs) };
+        for (const handle of handles) sum += await handle.getResult(polling);
         fanIn.signal(rep, now());
         return sum;
       }, { name: 'fanParent' });
@@ -167,7 +170,8 @@ function fanout(ctx: CellContext): Cell {
 export const system: SystemAdapter = {
   id: 'dbos',
   title: 'DBOS Transact',
-  note: 'DBOS: workflows of 1 or 3 DBOS.runStep steps on a DBOS queue (workerConcurrency, minPollingIntervalMs); enqueued with DBOSClient before launch; pickup at the drain settings',
+  note: 'DBOS: workflows of 1 or 3 DBOS.runStep steps on a DBOS queue (workerConcurrency, minPollingIntervalMs); enqueued with DBOSClient before launch; pickup at the drain settings; ' +
+    'fan-out: children started with DBOS.startWorkflow (no queue) and awaited with handle.getResult() one by one, at its default polling (1 s) and at 10 ms',
   async availability() {
     const version = await installedVersion('@dbos-inc/dbos-sdk');
     return version ? { label: `@dbos-inc/dbos-sdk ${version}` } : { label: 'DBOS Transact', notRun: '@dbos-inc/dbos-sdk is not installed (npm install)' };
@@ -184,5 +188,6 @@ export const system: SystemAdapter = {
     { scenario: 'drain-3', maxN: 2000, settingsOf: 'drain-1' },
     { scenario: 'pickup', maxN: 200, settingsOf: 'drain-1' },
     { scenario: 'fanout', maxN: 5 },
+    { scenario: 'fanout', variant: 'getResult polling 10 ms', maxN: 5, candidates: [{ pollingIntervalMs: 10 }] },
   ],
 };
