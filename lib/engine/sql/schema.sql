@@ -242,8 +242,6 @@ declare
 begin
   select t.parent_task_id into v_parent from "durable".tasks t where t.id = p_child;
   if v_parent is null then return; end if;
-  -- Tells a cascade of cancel_task that holds the parent not to wait for this child: it ends.
-  perform pg_catalog.pg_advisory_xact_lock_shared("durable"._ending_key(p_child));
   -- The parent's lock orders this against its join; the next statements see what the join committed.
   if pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
     loop
@@ -253,7 +251,13 @@ begin
       v_polls := "durable"._give_way(v_polls, "durable"._holder_waits_for_me(v_xmax));
     end loop;
   else
-    perform 1 from "durable".tasks t where t.id = v_parent for update;
+    perform 1 from "durable".tasks t where t.id = v_parent for update skip locked;
+    if not found then
+      -- Before waiting: tells a cascade of cancel_task that holds the parent not to wait for this
+      -- child, which ends (taken only here, so a batch of completions holds few such locks).
+      perform pg_catalog.pg_advisory_xact_lock_shared("durable"._ending_key(p_child));
+      perform 1 from "durable".tasks t where t.id = v_parent for update;
+    end if;
   end if;
   update "durable".runs r set join_outstanding = case when p_completed and r.join_any then 0 else r.join_outstanding - 1 end
   where r.id = (select t.run_id from "durable".tasks t where t.id = v_parent) and r.state = 'sleeping'

@@ -18,9 +18,9 @@ import { DurableChildTasks1764000000006 } from './0006-child-tasks.js';
  * - it locks the task first, holding nothing yet;
  * - every further row (descendants, runs, waits, the task's own parent) it takes with SKIP
  *   LOCKED, and polls (1 ms pauses) for the rows it did not get;
- * - a busy child in its terminal transition (which holds the advisory lock `_ending_key(child)`
- *   from the start of `_child_terminal`, where it waits for the parent) is left out: it ends
- *   after the cancel commits;
+ * - a busy child in its terminal transition (which takes the advisory lock `_ending_key(child)`
+ *   in `_child_terminal` before it waits for the parent) is left out: it ends after the cancel
+ *   commits;
  * - when the holder of another busy row waits for a lock of this transaction (or after 2 s of
  *   polling), the attempt gives way: lock_not_available rolls it back to its savepoint, which
  *   releases every lock it took and drops its notifications, and `cancel_task` tries again after
@@ -137,8 +137,6 @@ declare
 begin
   select t.parent_task_id into v_parent from ${s}.tasks t where t.id = p_child;
   if v_parent is null then return; end if;
-  -- Tells a cascade of cancel_task that holds the parent not to wait for this child: it ends.
-  perform pg_catalog.pg_advisory_xact_lock_shared(${s}._ending_key(p_child));
   -- The parent's lock orders this against its join; the next statements see what the join committed.
   if ${NOWAIT} then
     loop
@@ -148,7 +146,13 @@ begin
       v_polls := ${s}._give_way(v_polls, ${s}._holder_waits_for_me(v_xmax));
     end loop;
   else
-    perform 1 from ${s}.tasks t where t.id = v_parent for update;
+    perform 1 from ${s}.tasks t where t.id = v_parent for update skip locked;
+    if not found then
+      -- Before waiting: tells a cascade of cancel_task that holds the parent not to wait for this
+      -- child, which ends (taken only here, so a batch of completions holds few such locks).
+      perform pg_catalog.pg_advisory_xact_lock_shared(${s}._ending_key(p_child));
+      perform 1 from ${s}.tasks t where t.id = v_parent for update;
+    end if;
   end if;
   update ${s}.runs r set join_outstanding = case when p_completed and r.join_any then 0 else r.join_outstanding - 1 end
   where r.id = (select t.run_id from ${s}.tasks t where t.id = v_parent) and r.state = ${SLEEPING}
