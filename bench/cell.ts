@@ -36,6 +36,8 @@ export interface CellResult {
   /** Largest RSS seen during run(), bytes. */
   peakRssBytes: number;
   samples?: number[];
+  /** `fanout`: the whole fan-out of each repetition, ms. */
+  totals?: number[];
 }
 
 const send = (message: ChildMessage) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
@@ -82,7 +84,9 @@ async function main(): Promise<void> {
   }, 50);
   const cpu0 = process.cpuUsage();
   const t0 = now();
-  const samples = (await cell.run()) ?? undefined;
+  const outcome = (await cell.run()) ?? undefined;
+  const samples = Array.isArray(outcome) ? outcome : outcome?.samples;
+  const totals = Array.isArray(outcome) ? undefined : outcome?.totals;
   const t1 = now();
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -99,6 +103,7 @@ async function main(): Promise<void> {
       nodeCpuSeconds: probe.cpuAtEnd ? probe.cpuSeconds : (cpu.user + cpu.system) / 1e6,
       peakRssBytes: peakRss,
       samples,
+      totals,
     },
   });
   await stop;

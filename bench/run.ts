@@ -5,7 +5,8 @@
  * Env: BENCH_N (tasks per drain, default 20000), BENCH_RUNS (runs per row, default 3),
  * BENCH_SYSTEMS (comma list, default all), BENCH_DATABASE_URL (admin URL of the server),
  * BENCH_SCENARIOS (comma list of scenarios, e.g. drain-1,pickup,scale; default all),
- * BENCH_SCALE (worker processes of the scale test, default 1,2,4), BENCH_TUNE_N (tasks per run of
+ * BENCH_SCALE (worker processes of the scale test, default 1,2,4), BENCH_FANOUT_CHILDREN (children per
+ * fan-out of the fanout rows, default 1000), BENCH_TUNE_N (tasks per run of
  * the tuning pass, default 5000), BENCH_OUT (JSON path).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -24,7 +25,7 @@ import {
 import { REDIS_DURABILITY, redisBinary, startRedis, type RedisServer } from './support/redis.js';
 import { fmt, fmtSig, median, percentile, spread, type Spread } from './support/stats.js';
 import { SYSTEMS } from './systems/index.js';
-import { now, rowKey, type RowSpec, type Scenario, type Settings, type SystemAdapter } from './systems/types.js';
+import { FANOUT_CHILDREN, now, rowKey, type RowSpec, type Scenario, type Settings, type SystemAdapter } from './systems/types.js';
 import type { WorkerMessage } from './worker-process.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -34,7 +35,7 @@ const RUNS = positive('BENCH_RUNS', 3);
 /** Tasks per run of the tuning pass. */
 const TUNE_N = positive('BENCH_TUNE_N', 5000);
 const SCALE = (process.env.BENCH_SCALE ?? '1,2,4').split(',').map(Number).filter((k) => k > 0);
-const LATENCY: Scenario[] = ['pickup', 'emit', 'sleep', 'idle'];
+const LATENCY: Scenario[] = ['pickup', 'emit', 'sleep', 'idle', 'fanout'];
 const STEPS: Partial<Record<Scenario, number>> = { 'drain-0': 0, 'drain-1': 1, 'drain-3': 3, 'spawn-seq': 0, 'spawn-batch': 0 };
 const SCENARIO_TITLE: Record<string, string> = {
   'drain-0': 'drain, no-op',
@@ -46,6 +47,7 @@ const SCENARIO_TITLE: Record<string, string> = {
   emit: 'emit -> resume',
   sleep: 'sleep 100ms lateness',
   idle: 'idle statements/s',
+  fanout: `fan-out ${FANOUT_CHILDREN} -> fan-in wake`,
 };
 
 function positive(name: string, fallback: number): number {
@@ -75,6 +77,9 @@ interface RunResult {
   value?: number;
   /** The machine's 1-minute load average when the run ended (other work on the machine). */
   load1?: number;
+  /** `fanout`: each repetition's wake-up (last child's end to the parent's resumption) and whole fan-out, ms. */
+  samples?: number[];
+  totals?: number[];
 }
 
 interface Row {
@@ -175,7 +180,7 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
   const spec: CellSpec = { system: system.id, scenario, databaseUrl, redisUrl: ctx.redis?.url, n, settings };
   const child = new Mailbox<ChildMessage>(forkTs('cell.ts', { BENCH_CELL: JSON.stringify(spec) }), `${system.id} ${scenario}`);
   // Drains: 100 tasks/s at least; latency cells: a second per sample at most.
-  const runTimeoutMs = 60_000 + (LATENCY.includes(scenario) ? n * 1000 : (n / 100) * 1000);
+  const runTimeoutMs = 60_000 + (scenario === 'fanout' ? n * 600_000 : LATENCY.includes(scenario) ? n * 1000 : (n / 100) * 1000);
   try {
     await child.next('ready', 300_000);
     const clean = await waitNoBackends(ctx.server, database, 10_000).then(() => true, () => false);
@@ -224,6 +229,7 @@ function toRunResult(result: CellResult, serverCpuSeconds: number, costs: { comm
     walBytes: costs.walBytes,
     peakRssBytes: result.peakRssBytes,
     processes: 1,
+    ...(result.totals ? { samples, totals: result.totals } : {}),
   };
 }
 
@@ -347,6 +353,7 @@ async function measure(ctx: Context, row: Row, settings: Settings, n = nFor(row)
 function describeRun(result: RunResult): string {
   if (!result.ok) return `FAILED: ${result.error}`;
   if (result.value !== undefined) return `${fmtSig(result.value)}/s`;
+  if (result.totals) return `wake p50 ${fmtSig(result.p50)} ms, p99 ${fmtSig(result.p99)} ms; total p50 ${fmtSig(percentile(result.totals, 50))} ms`;
   if (result.p50 !== undefined) return `p50 ${fmtSig(result.p50)} ms, p99 ${fmtSig(result.p99)} ms`;
   const cpu = ((result.nodeCpuSeconds + result.serverCpuSeconds) / result.n) * 1000;
   return `${fmt(result.tasksPerSec)} tasks/s (${fmtSig(result.seconds)} s, cpu ${fmtSig(cpu)} s/1k` +
@@ -660,6 +667,12 @@ async function main(): Promise<void> {
   output.push('');
   output.push('Ours / each peer:');
   output.push(...peerRatios(rows));
+  const fanOut = fanOutLines(rows);
+  if (fanOut.length > 0) {
+    output.push('');
+    output.push(`Fan-out / fan-in of ${FANOUT_CHILDREN} children (every repetition of every run pooled; wake = the last child's function returned -> the parent's line after its join):`);
+    output.push(...fanOut);
+  }
   const text = output.join('\n');
   log(text);
 
@@ -694,6 +707,20 @@ async function main(): Promise<void> {
   };
   writeFileSync(outPath, JSON.stringify(json, null, 2));
   log(`\nJSON: ${relative(process.cwd(), outPath)}`);
+}
+
+function fanOutLines(rows: Row[]): string[] {
+  const lines: string[] = [];
+  for (const row of rows) {
+    if (row.spec.scenario !== 'fanout' || row.notRun) continue;
+    const ok = row.runs.filter((run) => run.ok && run.samples && run.totals);
+    if (ok.length === 0) continue;
+    const wakes = ok.flatMap((run) => run.samples!);
+    const totals = ok.flatMap((run) => run.totals!);
+    lines.push(`  ${row.system.title}${row.spec.variant ? ` (${row.spec.variant})` : ''}: wake p50 ${fmtSig(percentile(wakes, 50))} ms, p99 ${fmtSig(percentile(wakes, 99))} ms (max ${fmtSig(Math.max(...wakes))}); ` +
+      `total p50 ${fmtSig(percentile(totals, 50))} ms, p99 ${fmtSig(percentile(totals, 99))} ms; ${wakes.length} fan-outs`);
+  }
+  return lines;
 }
 
 function bestSettings(row: Row): Settings | undefined {

@@ -254,7 +254,7 @@ export async function auditStorm(pool: pg.Pool, rules: AuditRules): Promise<Audi
        left join writes w on w.task_id = e.task_id and w.name = e.name
      where c.task_id is null or c.value::jsonb <> e.value or w.n is distinct from 1
      union all
-     select c.task_id, c.name, c.value, null from durable.checkpoints c
+     select c.task_id, c.name, c.value, null from durable.checkpoints c join durable.tasks t on t.id = c.task_id and t.name = 'storm'
      where not exists (select 1 from expected e where e.task_id = c.task_id and e.name = c.name)`,
   );
   note('steps without exactly one right checkpoint written once', badCheckpoints);

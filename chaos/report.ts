@@ -1,6 +1,7 @@
 /** The chaos suite's figures as Markdown tables (readable in a terminal, pasteable in an issue). */
 import type { StormReport } from './crash-storm.js';
 import type { OutageReport } from './database-outage.js';
+import type { FanOutReport } from './fan-out.js';
 import type { FencingReport } from './lease-fencing.js';
 import { mb, type LoadReport } from './load.js';
 import type { PoisonReport } from './poison.js';
@@ -156,6 +157,22 @@ export function formatTimeoutStorm(report: TimeoutStormReport): string {
       ['re-run steps', 'after a failed execution', 'in flight at a suspension', 'unexplained', 'lease expiries', 'claims unexecuted (put back)', 'stranded claims', 'stranded after the storm', 'escaped', 'seed'],
       [[report.reExecutedSteps, report.byFailure, report.bySuspension, report.unexplained, report.leaseExpiries,
         `${report.unexecutedClaims} (${report.putBack})`, report.stranded, report.strandedAfter, report.escaped, report.seed]],
+    ),
+  ].join('\n\n');
+}
+
+export function formatFanOut(report: FanOutReport): string {
+  return [
+    markdownTable(
+      ['parents', 'children each', 'kills', 'duration', 'lost children', 'second children', 'lost parents', 'wrong fan-ins', 'double completions', 'parent suspensions (max per parent)'],
+      [[report.parents, report.children, report.kills, seconds(report.durationMs), report.lostChildren, report.secondChildren, report.lostParents,
+        report.wrongParentResults, report.doubleCompletions, `${report.parentSuspensions} (${report.maxParentSuspensions})`]],
+    ),
+    markdownTable(
+      ['parent attempts', 'children done at last kill', 're-executed steps', 'bound (kills x concurrency)', 'unexplained', 'lost/wrong children', 'bad checkpoints (spawn, join, child)', 'escaped errors', 'seed'],
+      [[report.parentAttempts, report.completedAtLastKill, report.reExecutedSteps, `${report.bound} (${report.kills} x ${report.concurrency})`,
+        report.unexplained, `${report.lostTasks}/${report.wrongResults}`, `${report.badSpawnCheckpoints}, ${report.badJoins}, ${report.badCheckpoints}`,
+        report.escaped, report.seed]],
     ),
   ].join('\n\n');
 }

@@ -12,15 +12,18 @@
  *   6. poison among thousands: tasks whose rows break the claim's sweeps, among thousands of
  *      healthy ones on the same queue;
  *   7. statement-timeout storm: a small queryTimeoutMs while a saboteur holds the locks durable's
- *      statements need and cuts connections off (DatabaseTimeoutError, OutcomeUnknownError).
+ *      statements need and cuts connections off (DatabaseTimeoutError, OutcomeUnknownError);
+ *   8. fan-out: parents each spawn 1,000 child tasks and join them all, over the crash storm (no
+ *      lost child, no second child, every parent completes once with the right fan-in).
  *
- * Parts 1 and 3-7 run on an embedded PostgreSQL this script starts (or on the server of
+ * Parts 1 and 3-8 run on an embedded PostgreSQL this script starts (or on the server of
  * CHAOS_DATABASE_URL, an admin URL allowed to CREATE DATABASE); part 2 always starts a dedicated
  * embedded server, since it stops it. Sizes come from the environment:
  *   CHAOS_TASKS (3000), CHAOS_WORKERS (4), CHAOS_KILLS (30), CHAOS_KILL_INTERVAL_MS (300),
  *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_CONTENTION_MS (20000),
  *   CHAOS_SUSPEND_TASKS (1500), CHAOS_SUSPEND_KILLS (20), CHAOS_POISON_HEALTHY (5000),
- *   CHAOS_POISON_EACH (5), CHAOS_TIMEOUT_MS (30000), CHAOS_SEED, CHAOS_PARTS ("1,2,3,4,5,6,7").
+ *   CHAOS_POISON_EACH (5), CHAOS_TIMEOUT_MS (30000), CHAOS_FANOUT_PARENTS (4), CHAOS_FANOUT_CHILDREN (1000),
+ *   CHAOS_FANOUT_KILLS (30), CHAOS_SEED, CHAOS_PARTS ("1,2,3,4,5,6,7,8").
  * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain,
  * or a run was stranded.
  */
@@ -30,17 +33,18 @@ import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../devkit/in
 import { cleanUpWorkers } from '../devkit/processes.js';
 import { runCrashStorm } from './crash-storm.js';
 import { runDatabaseOutage } from './database-outage.js';
+import { runFanOut } from './fan-out.js';
 import { runLeaseFencing } from './lease-fencing.js';
 import { runLoad } from './load.js';
 import { runPoison } from './poison.js';
 import {
-  formatContention, formatFencing, formatLoad, formatOutage, formatPoison, formatStorm, formatSuspendStorm, formatTimeoutStorm,
+  formatContention, formatFanOut, formatFencing, formatLoad, formatOutage, formatPoison, formatStorm, formatSuspendStorm, formatTimeoutStorm,
 } from './report.js';
 import { runSpawnContention } from './spawn-contention.js';
 import { runSuspendStorm } from './suspend-storm.js';
 import { runTimeoutStorm } from './timeout-storm.js';
 
-const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7').split(',').map((part) => part.trim()));
+const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7,8').split(',').map((part) => part.trim()));
 const servers: EmbeddedPostgresServer[] = [];
 /** A fresh database for one part, with the test clock on (the load run moves it forward). */
 const chaosDatabase = (adminUrl: string) => createDatabase(adminUrl, { prefix: 'durable_chaos', testClock: true });
@@ -83,7 +87,7 @@ async function mainServer(): Promise<string> {
 async function main(): Promise<void> {
   const started = Date.now();
   console.log('# nestjs-durable chaos suite');
-  const adminUrl = ['1', '2', '3', '4', '5', '6', '7'].some((part) => parts.has(part)) ? await mainServer() : '';
+  const adminUrl = ['1', '2', '3', '4', '5', '6', '7', '8'].some((part) => parts.has(part)) ? await mainServer() : '';
 
   if (parts.has('1')) {
     const db = await chaosDatabase(adminUrl);
@@ -165,6 +169,19 @@ async function main(): Promise<void> {
     console.log(`\n7. statement-timeout storm: for ${options.durationMs / 1000} s, ${options.workers} workers (concurrency ${options.concurrency}, lease ${options.leaseMs} ms) and ${options.callers} spawners with queryTimeoutMs ${options.queryTimeoutMs}, while a saboteur holds durable's tables and rows locked past the timeouts or freezes one process's connections for 1.5-2.5 s`);
     const report = await runTimeoutStorm(options);
     section('7. Statement-timeout storm', formatTimeoutStorm(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('8')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = {
+      databaseUrl: db.url, parents: env('CHAOS_FANOUT_PARENTS', 4), children: env('CHAOS_FANOUT_CHILDREN', 1000), batch: 20,
+      workers: 4, concurrency: 4, kills: env('CHAOS_FANOUT_KILLS', 30), killIntervalMs: 1000, leaseMs: 2000, stepPauseMs: 5,
+      seed: process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : undefined, log,
+    };
+    console.log(`\n8. fan-out: ${options.parents} parents each spawning ${options.children} one-step children (${options.batch} spawns at once) and joining them all, ${options.workers} worker processes (concurrency ${options.concurrency}, lease ${options.leaseMs} ms), ${options.kills} SIGKILLs every ${options.killIntervalMs} ms`);
+    const report = await runFanOut(options);
+    section('8. Fan-out', formatFanOut(report), report.violations);
     await db.drop();
   }
 

@@ -17,6 +17,9 @@
  *   the library resolved to it, the steps it failed and why, the steps still in flight; what
  *   those got later) and each run of a step function in `chaos_step_runs` (chaos/ledger.ts).
  * - `attempt`: returns ctx.attempt (poison rows inserted by SQL run it).
+ * - `fanout` { children, seed, pauseMs?, batch? }: spawns `children` child `storm` tasks of one
+ *   step (`c<i>`, seed seed * 100000 + i), `batch` spawns at once (default 20), joins them all
+ *   (ctx.joinAll), and returns { children, sum } over their results.
  *
  * Environment: CHAOS_DATABASE_URL (required), CHAOS_DURABLE_URL (durable's own connection, e.g.
  * through a TCP proxy; default CHAOS_DATABASE_URL; the test's tables are always written
@@ -41,7 +44,7 @@ import { Inject, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
 import {
-  DurableClient, DurableModule, DurableTask, DurableWorkerMonitor, type DurableTaskHandler, type TaskContext,
+  DurableClient, DurableModule, DurableTask, DurableWorkerMonitor, type DurableTaskHandler, type TaskContext, type TaskHandle,
 } from '../lib/index.js';
 import { readyUntilSigterm } from '../devkit/child.js';
 import { numberFromEnv } from '../devkit/env.js';
@@ -222,6 +225,34 @@ class LedgerTask implements DurableTaskHandler<LedgerParams, { seed: number; val
   }
 }
 
+export interface FanOutParams {
+  children: number;
+  seed: number;
+  pauseMs?: number;
+  batch?: number;
+}
+
+@DurableTask({ name: 'fanout', maxAttempts: 1000, retry: { kind: 'fixed', delayMs: 100 } })
+class FanOutTask implements DurableTaskHandler<FanOutParams, { children: number; sum: number }> {
+  async run(params: FanOutParams, ctx: TaskContext) {
+    executing += 1;
+    try {
+      const handles: TaskHandle<{ sum: number; steps: number }>[] = [];
+      const batch = params.batch ?? 20;
+      for (let from = 0; from < params.children; from += batch) {
+        const line = Array.from({ length: Math.min(batch, params.children - from) }, (_, k) => from + k);
+        handles.push(...(await Promise.all(line.map((i) => ctx.spawn<{ sum: number; steps: number }>(`c${i}`, 'storm', {
+          steps: 1, seed: params.seed * 100_000 + i, ...(params.pauseMs ? { pauseMs: params.pauseMs } : {}),
+        })))));
+      }
+      const results = await ctx.joinAll(handles);
+      return { children: results.length, sum: results.reduce((sum, result) => sum + result.sum, 0) };
+    } finally {
+      executing -= 1;
+    }
+  }
+}
+
 @DurableTask({ name: 'attempt', maxAttempts: 3, retry: { kind: 'fixed', delayMs: 100 } })
 class AttemptTask implements DurableTaskHandler<unknown, number> {
   async run(_params: unknown, ctx: TaskContext) {
@@ -248,7 +279,7 @@ const logs = process.env.CHAOS_LOGS ?? 'errors';
       },
     }),
   ],
-  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask],
+  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask, FanOutTask],
 })
 class ChaosWorkerModule {}
 

@@ -5,7 +5,9 @@
  * queue every `minPollingIntervalMs` and starts up to `workerConcurrency` workflows.
  */
 import pg from 'pg';
-import { inParallel, installedVersion, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter } from './types.js';
+import {
+  FANOUT_CHILDREN, inParallel, installedVersion, LastEnds, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter,
+} from './types.js';
 
 const APP = 'bench';
 const VERSION = 'bench-1';
@@ -115,15 +117,66 @@ function pickup(ctx: CellContext): Cell {
   };
 }
 
+/**
+ * The fan-out: a workflow that starts its child workflows one after another with
+ * DBOS.startWorkflow (no queue: they start at once in this executor) and awaits their handles.
+ */
+function fanout(ctx: CellContext): Cell {
+  let DBOS: any;
+  const ends = new LastEnds();
+  const fanIn = new Signals<number>();
+  return {
+    prepare: async () => {
+      const { DBOS: dbos } = await loadDbos();
+      await dbos.migrate(ctx.databaseUrl);
+    },
+    async run() {
+      ({ DBOS } = await loadDbos());
+      DBOS.setConfig({ name: APP, applicationVersion: VERSION, systemDatabaseUrl: ctx.databaseUrl, logLevel: 'error' });
+      const child = DBOS.registerWorkflow(async (rep: number) => {
+        await DBOS.runStep(async () => 1, { name: 'work' });
+        ends.ended(rep);
+        return 1;
+      }, { name: 'fanChild' });
+      const parent = DBOS.registerWorkflow(async (rep: number, children: number) => {
+        const handles: any[] = [];
+        for (let i = 0; i < children; i += 1) handles.push(await DBOS.startWorkflow(child)(rep));
+        let sum = 0;
+        // Each getResult is a step of the parent (its result recorded); it polls every
+        // pollingIntervalMs (DBOS's default: 1000) until the child is done.
+        const polling = ctx.settings.pollingIntervalMs === undefined ? undefined : { pollingIntervalMs: Number(ctx.settings.pollingIntervalMs) };
+        for (const handle of handles) sum += await handle.getResult(polling);
+        fanIn.signal(rep, now());
+        return sum;
+      }, { name: 'fanParent' });
+      await DBOS.launch();
+      await sleep(300);
+      const samples: number[] = [];
+      const totals: number[] = [];
+      for (let rep = 0; rep < ctx.n; rep += 1) {
+        const t0 = now();
+        await DBOS.startWorkflow(parent)(rep, FANOUT_CHILDREN);
+        const resumedAt = await fanIn.wait(rep, 600_000);
+        samples.push(resumedAt - ends.of(rep));
+        totals.push(resumedAt - t0);
+        await sleep(200);
+      }
+      return { samples, totals };
+    },
+    close: async () => DBOS?.shutdown(),
+  };
+}
+
 export const system: SystemAdapter = {
   id: 'dbos',
   title: 'DBOS Transact',
-  note: 'DBOS: workflows of 1 or 3 DBOS.runStep steps on a DBOS queue (workerConcurrency, minPollingIntervalMs); enqueued with DBOSClient before launch; pickup at the drain settings',
+  note: 'DBOS: workflows of 1 or 3 DBOS.runStep steps on a DBOS queue (workerConcurrency, minPollingIntervalMs); enqueued with DBOSClient before launch; pickup at the drain settings; ' +
+    'fan-out: children started with DBOS.startWorkflow (no queue) and awaited with handle.getResult() one by one, at its default polling (1 s) and at 10 ms',
   async availability() {
     const version = await installedVersion('@dbos-inc/dbos-sdk');
     return version ? { label: `@dbos-inc/dbos-sdk ${version}` } : { label: 'DBOS Transact', notRun: '@dbos-inc/dbos-sdk is not installed (npm install)' };
   },
-  cells: { 'drain-1': drain(1), 'drain-3': drain(3), pickup },
+  cells: { 'drain-1': drain(1), 'drain-3': drain(3), pickup, fanout },
   rows: [
     {
       scenario: 'drain-1', maxN: 2000,
@@ -134,5 +187,7 @@ export const system: SystemAdapter = {
     },
     { scenario: 'drain-3', maxN: 2000, settingsOf: 'drain-1' },
     { scenario: 'pickup', maxN: 200, settingsOf: 'drain-1' },
+    { scenario: 'fanout', maxN: 5 },
+    { scenario: 'fanout', variant: 'getResult polling 10 ms', maxN: 5, candidates: [{ pollingIntervalMs: 10 }] },
   ],
 };

@@ -7,8 +7,13 @@ import 'reflect-metadata';
 import { Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
-import { DurableClient, DurableModule, DurableTask, type DurableLogger, type TaskContext, type WorkerOptions } from '../../lib/index.js';
-import { inParallel, installedVersion, now, Signals, sleep, type Cell, type CellContext, type Probe, type SystemAdapter } from './types.js';
+import {
+  DurableClient, DurableModule, DurableTask, type DurableLogger, type TaskContext, type TaskHandle, type WorkerOptions,
+} from '../../lib/index.js';
+import {
+  FANOUT_CHILDREN, inParallel, installedVersion, LastEnds, now, Signals, sleep, type Cell, type CellContext, type FanOutSamples, type Probe,
+  type SystemAdapter,
+} from './types.js';
 
 const quiet: DurableLogger = { log: () => undefined, warn: (m) => console.warn(`[durable] ${m}`), error: (m) => console.error(`[durable] ${m}`) };
 
@@ -66,7 +71,31 @@ export class SleepTask {
   }
 }
 
-const TASKS = [StepsTask, PickupTask, AwaitTask, SleepTask];
+const childEnds = new LastEnds();
+const fanIn = new Signals<number>();
+
+@DurableTask({ name: 'bench-fan-child', retry: { kind: 'none' } })
+export class FanChildTask {
+  async run(params: { rep: number }, ctx: TaskContext): Promise<number> {
+    await ctx.step('work', () => 1);
+    childEnds.ended(params.rep);
+    return 1;
+  }
+}
+
+/** Spawns its children one after another (each spawn a checkpoint), then one joinAll: one suspension. */
+@DurableTask({ name: 'bench-fan-parent', retry: { kind: 'none' } })
+export class FanParentTask {
+  async run(params: { rep: number; children: number }, ctx: TaskContext): Promise<number> {
+    const handles: TaskHandle<number>[] = [];
+    for (let i = 0; i < params.children; i += 1) handles.push(await ctx.spawn<number>(`c${i}`, 'bench-fan-child', { rep: params.rep }));
+    const results = await ctx.joinAll(handles);
+    fanIn.signal(params.rep, now());
+    return results.length;
+  }
+}
+
+const TASKS = [StepsTask, PickupTask, AwaitTask, SleepTask, FanChildTask, FanParentTask];
 
 /** A Nest application context with durable's module and worker, as an app would boot it. */
 export async function startApp(databaseUrl: string, worker: WorkerOptions | false, poolSize?: number): Promise<INestApplicationContext> {
@@ -150,7 +179,7 @@ function spawns(parallel: number) {
 }
 
 /** A worker with the default settings, idle, in a Nest app; the samples come from `sample`. */
-function latencyCell(sample: (client: DurableClient, ctx: CellContext) => Promise<number[]>) {
+function latencyCell(sample: (client: DurableClient, ctx: CellContext) => Promise<number[] | FanOutSamples>) {
   return (ctx: CellContext): Cell => {
     let app: INestApplicationContext | undefined;
     return {
@@ -219,6 +248,21 @@ const idleSamples = async (client: DurableClient) => {
   return [statements / seconds];
 };
 
+/** Fan-outs one after another on an idle worker (its settings: the cell's). */
+const fanOutSamples = async (client: DurableClient, ctx: CellContext) => {
+  const samples: number[] = [];
+  const totals: number[] = [];
+  for (let rep = 0; rep < ctx.n; rep += 1) {
+    const t0 = now();
+    await client.spawn('bench-fan-parent', { rep, children: FANOUT_CHILDREN });
+    const resumedAt = await fanIn.wait(rep, 600_000);
+    samples.push(resumedAt - childEnds.of(rep));
+    totals.push(resumedAt - t0);
+    await sleep(200);
+  }
+  return { samples, totals };
+};
+
 export const system: SystemAdapter = {
   id: 'durable',
   title: 'nestjs-durable',
@@ -237,6 +281,7 @@ export const system: SystemAdapter = {
     emit: latencyCell(emitSamples),
     sleep: latencyCell(sleepSamples),
     idle: latencyCell(idleSamples),
+    fanout: latencyCell(fanOutSamples),
   },
   rows: [
     { scenario: 'drain-1', candidates: [{ concurrency: 200 }, { concurrency: 500 }, { concurrency: 1000 }] },
@@ -248,5 +293,6 @@ export const system: SystemAdapter = {
     { scenario: 'emit', maxN: 200 },
     { scenario: 'sleep', maxN: 200 },
     { scenario: 'idle', maxN: 1, runs: 1 },
+    { scenario: 'fanout', maxN: 5, candidates: [{ concurrency: 100 }] },
   ],
 };

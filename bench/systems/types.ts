@@ -14,12 +14,25 @@
  * - `pickup`: enqueue to handler start on an idle worker, sequential samples;
  * - `emit`: event emitted to the waiting handler resumed;
  * - `sleep`: a 100 ms sleep's wake-up lateness (actual minus requested);
- * - `idle`: statements the worker sends per second while it has nothing to do.
+ * - `idle`: statements the worker sends per second while it has nothing to do;
+ * - `fanout`: a parent workflow starts FANOUT_CHILDREN child workflows of one step, one after
+ *   another, and waits for all of them; n repetitions, one after another. Samples: the time from
+ *   the end of the last child's function to the parent's line after its wait; totals: from
+ *   before the parent's spawn to that line.
  */
 export type Scenario =
   | 'drain-0' | 'drain-1' | 'drain-3'
   | 'spawn-seq' | 'spawn-batch'
-  | 'pickup' | 'emit' | 'sleep' | 'idle';
+  | 'pickup' | 'emit' | 'sleep' | 'idle' | 'fanout';
+
+/** Children per fan-out of the `fanout` scenario (BENCH_FANOUT_CHILDREN, default 1000). */
+export const FANOUT_CHILDREN = Number(process.env.BENCH_FANOUT_CHILDREN ?? 1000);
+
+/** What a `fanout` cell measures: per repetition, the wake-up after the last child and the whole fan-out. */
+export interface FanOutSamples {
+  samples: number[];
+  totals: number[];
+}
 
 export type Settings = Record<string, string | number | boolean>;
 
@@ -42,7 +55,7 @@ export interface Cell {
    * The measured work. Drains and spawns report through `probe` and resolve once
    * `probe.done` resolved; latency cells resolve with their samples in milliseconds.
    */
-  run(): Promise<number[] | void>;
+  run(): Promise<number[] | FanOutSamples | void>;
   /** Stops workers and closes every connection. */
   close(): Promise<void>;
 }
@@ -137,6 +150,21 @@ export class Probe {
 }
 
 export { sleep } from '../../devkit/wait.js';
+
+/** The latest end of a child, per fan-out repetition (the handlers report here). */
+export class LastEnds {
+  private readonly ends = new Map<number, number>();
+
+  ended(rep: number): void {
+    this.ends.set(rep, Math.max(this.ends.get(rep) ?? 0, now()));
+  }
+
+  of(rep: number): number {
+    const end = this.ends.get(rep);
+    if (end === undefined) throw new Error(`no child of fan-out ${rep} ended`);
+    return end;
+  }
+}
 
 /** Runs `task(i)` for i in [0, n) with at most `parallel` at once. */
 export async function inParallel(n: number, parallel: number, task: (i: number) => Promise<unknown>): Promise<void> {

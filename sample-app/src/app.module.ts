@@ -8,6 +8,7 @@ import { DurableErrorFilter } from './durable-error.filter.js';
 import { OrderSettings } from './orders/order-settings.js';
 import { Order } from './orders/order.entity.js';
 import { OrderTask } from './orders/order.task.js';
+import { PickLineTask } from './orders/pick-line.task.js';
 import { OrdersController } from './orders/orders.controller.js';
 import { OrderEventsController } from './orders/order-events.controller.js';
 import { OrdersService } from './orders/orders.service.js';
@@ -15,6 +16,7 @@ import { ActivityLog } from './shop/activity-log.service.js';
 import { MailerService } from './shop/mailer.service.js';
 import { PaymentService } from './shop/payment.service.js';
 import { StockService } from './shop/stock.service.js';
+import { WarehouseService } from './shop/warehouse.service.js';
 
 export interface AppOptions {
   databaseUrl: string;
@@ -80,8 +82,10 @@ export class AppModule implements OnModuleDestroy {
         StockService,
         PaymentService,
         MailerService,
+        WarehouseService,
         OrdersService,
         OrderTask,
+        PickLineTask,
       ],
     };
   }

@@ -59,11 +59,16 @@ describe('sample app over HTTP', () => {
     return res.body.id as string;
   }
 
-  /** Until the order waits to be packed: reserved, charged, suspended. */
+  /**
+   * Until the order waits to be packed: reserved, charged, every line picked, suspended. (A child's
+   * completion wakes the order in the same transaction, so an order still sleeping once all its
+   * lines are completed is past its join.)
+   */
   async function untilAwaitingPacking(id: string) {
     return eventually(async () => {
       const { body } = await api('GET', `/orders/${id}`);
-      return body.state === 'sleeping' && actions(body).includes('payment.charge') && body;
+      const picked = body.lines?.length === ORDER.items.length && body.lines.every((line: { state: string }) => line.state === 'completed');
+      return body.state === 'sleeping' && picked && actions(body).includes('payment.charge') && body;
     }, 20_000, `order ${id} to wait for packing`);
   }
 
@@ -79,8 +84,9 @@ describe('sample app over HTTP', () => {
     return rows;
   }
 
+  /** Order tasks (their pick-line children are counted by the fan-out test). */
   async function taskCount(): Promise<number> {
-    const { rows } = await sql.query('select count(*)::int as n from durable.tasks');
+    const { rows } = await sql.query(`select count(*)::int as n from durable.tasks where name = 'order'`);
     return rows[0].n as number;
   }
 
@@ -122,10 +128,44 @@ describe('sample app over HTTP', () => {
       },
     });
     expect(order.error).toBeUndefined();
-    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'email.send']);
+    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'warehouse.pick', 'warehouse.pick', 'email.send']);
     expect(await payments(id)).toEqual([{ idempotency_key: id, amount_cents: TOTAL, state: 'charged' }]);
     const emails = await sql.query('select recipient from sample.emails where order_id = $1', [id]);
     expect(emails.rows).toEqual([{ recipient: ORDER.customerEmail }]);
+  });
+
+  it('fan-out: one pick-line child per line item, joined; GET /orders/:id shows each child', async () => {
+    const items = [
+      { sku: 'BOOK-1', quantity: 2, unitPriceCents: 1250 },
+      { sku: 'PEN-7', quantity: 1, unitPriceCents: 300 },
+      { sku: 'MUG-3', quantity: 4, unitPriceCents: 800 },
+    ];
+    const id = await createOrder({ ...ORDER, items });
+    await api('POST', `/orders/${id}/packed`);
+    const order = await untilFinished(id);
+    expect(order.state).toBe('completed');
+
+    // The children, from durable's listTasks({ parentTaskId }), by line: ids, states, results.
+    const picks = order.result.picks as Array<{ line: number; sku: string; quantity: number; pickId: string }>;
+    expect(picks).toEqual(items.map((item, line) => ({ line, sku: item.sku, quantity: item.quantity, pickId: expect.stringMatching(/^pick_\d+$/) })));
+    expect(order.lines).toEqual(items.map((item, line) => ({
+      taskId: expect.stringMatching(UUID), line, sku: item.sku, state: 'completed', attempts: 1, result: picks[line],
+    })));
+    const children = await sql.query(
+      `select id, name, parent_task_id, state, (params->>'line')::int as line from durable.tasks where parent_task_id = $1 order by line`, [id],
+    );
+    expect(children.rows).toEqual(order.lines.map((line: { taskId: string; line: number }) => ({
+      id: line.taskId, name: 'pick-line', parent_task_id: id, state: 'completed', line: line.line,
+    })));
+    // Each line picked once, by its own child; the order's join checkpoint holds the results in line order.
+    const pickRows = await sql.query('select line, sku, quantity from sample.picks where order_id = $1 order by line', [id]);
+    expect(pickRows.rows).toEqual(items.map((item, line) => ({ line, sku: item.sku, quantity: item.quantity })));
+    expect(actions(order).filter((action) => action === 'warehouse.pick')).toHaveLength(items.length);
+    const join = await sql.query(`select name, value from durable.checkpoints where task_id = $1 and name like 'joinAll:%'`, [id]);
+    expect(join.rows).toEqual([{ name: `joinAll:${order.lines[0].taskId}`, value: { results: picks } }]);
+    // An order's children are not orders.
+    expect((await api('GET', `/orders/${order.lines[0].taskId}`)).status).toBe(404);
+    expect((await api('GET', '/orders?limit=100')).body.orders.map((listed: { id: string }) => listed.id)).not.toContain(order.lines[0].taskId);
   });
 
   it('retry path: the payment step fails once and is retried; the stock step is not re-run; one charge', async () => {
@@ -135,7 +175,7 @@ describe('sample app over HTTP', () => {
 
     const order = await untilFinished(id);
     expect(order).toMatchObject({ state: 'completed', attempts: 2, result: { status: 'confirmed', amountCents: TOTAL } });
-    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'payment.charge', 'email.send']);
+    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'payment.charge', 'warehouse.pick', 'warehouse.pick', 'email.send']);
     expect(order.activity[1].detail).toMatchObject({ outcome: 'charged', simulated: 'response lost' });
     expect(order.activity[2].detail).toMatchObject({ outcome: 'replayed', paymentId: order.activity[1].detail.paymentId });
     expect(order.result.paymentId).toBe(order.activity[1].detail.paymentId);
@@ -197,11 +237,17 @@ describe('sample app over HTTP', () => {
     expect((await api('GET', `/orders/${id}`)).body).toMatchObject({
       id, customerEmail: ORDER.customerEmail, totalCents: TOTAL, items: ORDER.items, state: expect.any(String),
     });
-    // Every order task has its row and every row its task.
+    // Every order task has its row and every row its task; every other task is a child of an order.
     const unmatched = await sql.query(
-      `select count(*)::int as n from durable.tasks t full join sample.orders o on o.id = t.id where t.id is null or o.id is null`,
+      `select count(*)::int as n from (select * from durable.tasks where name = 'order') t
+       full join sample.orders o on o.id = t.id where t.id is null or o.id is null`,
     );
     expect(unmatched.rows).toEqual([{ n: 0 }]);
+    const orphans = await sql.query(
+      `select count(*)::int as n from durable.tasks t left join sample.orders o on o.id = t.parent_task_id
+       where t.name <> 'order' and (t.name <> 'pick-line' or o.id is null)`,
+    );
+    expect(orphans.rows).toEqual([{ n: 0 }]);
   });
 
   it('an order row the database refuses rolls its spawn back: 500, and neither a task nor a row', async () => {
@@ -326,7 +372,7 @@ describe('sample app over HTTP', () => {
     const res = await api('POST', `/orders/${id}/cancel`);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id, state: 'cancelled' });
-    expect(actions(res.body)).toEqual(['stock.reserve', 'payment.charge', 'payment.refund', 'stock.release']);
+    expect(actions(res.body)).toEqual(['stock.reserve', 'payment.charge', 'warehouse.pick', 'warehouse.pick', 'payment.refund', 'stock.release']);
     expect(await payments(id)).toEqual([{ idempotency_key: id, amount_cents: TOTAL, state: 'refunded' }]);
     const stock = await sql.query('select state from sample.stock_reservations where order_id = $1', [id]);
     expect(stock.rows).toEqual([{ state: 'released' }]);
@@ -368,7 +414,7 @@ describe('sample app over HTTP', () => {
         refund: { paymentId: expect.stringMatching(/^pay_\d+$/), state: 'refunded' },
       },
     });
-    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'payment.refund', 'stock.release']);
+    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'warehouse.pick', 'warehouse.pick', 'payment.refund', 'stock.release']);
     expect(await payments(id)).toEqual([{ idempotency_key: id, amount_cents: TOTAL, state: 'refunded' }]);
     expect((await api('POST', `/orders/${id}/packed`)).status).toBe(409);
     expect((await api('POST', `/orders/${id}/cancel`)).status).toBe(409);
@@ -399,7 +445,7 @@ describe('sample app with FAIL_FIRST_PAYMENT=1', () => {
       return body.state === 'completed' && body;
     }, 20_000, 'the order to complete');
     expect(order.attempts).toBe(2);
-    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'payment.charge', 'email.send']);
-    expect(order.activity.map((entry: { detail: { outcome?: string } }) => entry.detail.outcome)).toEqual([undefined, 'charged', 'replayed', undefined]);
+    expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'payment.charge', 'warehouse.pick', 'warehouse.pick', 'email.send']);
+    expect(order.activity.map((entry: { detail: { outcome?: string } }) => entry.detail.outcome)).toEqual([undefined, 'charged', 'replayed', undefined, undefined, undefined]);
   });
 });

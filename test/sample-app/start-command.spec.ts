@@ -148,7 +148,11 @@ describe('npm start (the README quick start)', () => {
     await eventually(async () => (await api('GET', `/orders/${packedOrder}`)).body.state === 'completed', 30_000, 'the packed order to complete');
 
     waitingOrder = (await api('POST', '/orders', ORDER)).body.id;
-    await eventually(async () => (await api('GET', `/orders/${waitingOrder}`)).body.state === 'sleeping', 30_000, 'the second order to wait for packing');
+    // Sleeping with its line picked: past its join (the child's completion wakes it at once), waiting for packing.
+    await eventually(async () => {
+      const { body } = await api('GET', `/orders/${waitingOrder}`);
+      return body.state === 'sleeping' && body.lines.length === 1 && body.lines[0].state === 'completed';
+    }, 30_000, 'the second order to wait for packing');
 
     const exit = await interrupt(run);
     expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });
@@ -167,7 +171,7 @@ describe('npm start (the README quick start)', () => {
     expect((await api('GET', `/orders/${packedOrder}`)).body).toMatchObject({ state: 'completed', result: { status: 'confirmed' } });
     const waiting = await api('GET', `/orders/${waitingOrder}`);
     expect(waiting.body.state).toBe('sleeping');
-    expect(waiting.body.activity.map((entry: { action: string }) => entry.action)).toEqual(['stock.reserve', 'payment.charge']);
+    expect(waiting.body.activity.map((entry: { action: string }) => entry.action)).toEqual(['stock.reserve', 'payment.charge', 'warehouse.pick']);
 
     expect((await api('POST', `/orders/${waitingOrder}/packed`)).status).toBe(202);
     const done = await eventually(async () => {
@@ -175,7 +179,7 @@ describe('npm start (the README quick start)', () => {
       return body.state === 'completed' && body;
     }, 30_000, 'the waiting order to complete after the restart');
     expect(done.attempts).toBe(1);
-    expect(done.activity.map((entry: { action: string }) => entry.action)).toEqual(['stock.reserve', 'payment.charge', 'email.send']);
+    expect(done.activity.map((entry: { action: string }) => entry.action)).toEqual(['stock.reserve', 'payment.charge', 'warehouse.pick', 'email.send']);
 
     const exit = await interrupt(run);
     expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });

@@ -154,7 +154,27 @@ CREATE OR REPLACE FUNCTION durable._cancel(p_task uuid, p_now timestamp with tim
 AS $function$
 declare
   v_run uuid;
+  v_polls integer := 0;
+  v_busy integer;
+  v_holder_waits boolean;
 begin
+  if pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
+    -- Its live runs and its waits, all of them (a claim or an emit may hold one for a moment).
+    loop
+      with runs as (
+        select r.id from "durable".runs r where r.task_id = p_task and r.state in ('pending', 'running', 'sleeping') for update skip locked
+      ), waits as (
+        select w.ctid as tid from "durable".waits w where w.task_id = p_task for update skip locked
+      ), busy as (
+        select r.xmax from "durable".runs r where r.task_id = p_task and r.state in ('pending', 'running', 'sleeping') and r.id not in (select id from runs)
+        union all
+        select w.xmax from "durable".waits w where w.task_id = p_task and w.ctid not in (select tid from waits)
+      )
+      select count(*), coalesce(bool_or("durable"._holder_waits_for_me(busy.xmax)), false) into v_busy, v_holder_waits from busy;
+      exit when v_busy = 0;
+      v_polls := "durable"._give_way(v_polls, v_holder_waits);
+    end loop;
+  end if;
   update "durable".tasks set state = 'cancelled', error = p_reason, cancel_at = null,
     finished_at = p_now, updated_at = p_now
   where id = p_task;
@@ -179,15 +199,46 @@ CREATE OR REPLACE FUNCTION durable._cancel_descendants(p_task uuid, p_now timest
 AS $function$
 declare
   v record;
+  v_mine uuid[];
+  v_busy uuid[];
+  v_ending uuid[] := '{}';
+  v_polls integer := 0;
 begin
-  for v in select t.id, t.state from "durable".tasks t where t.parent_task_id = p_task order by t.id for update loop
+  if not pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
+    for v in select t.id, t.state from "durable".tasks t where t.parent_task_id = p_task order by t.id for update loop
+      if v.state in ('pending', 'running', 'sleeping') then
+        perform "durable"._cancel(v.id, p_now, jsonb_build_object('name', 'TaskCancelled', 'message', format('cancelled because its parent task %s ended without completing', p_task), 'parentTaskId', p_task));
+      else
+        perform "durable"._cancel_descendants(v.id, p_now);
+      end if;
+    end loop;
+    return;
+  end if;
+  loop
+    -- The children free now (and those already held); the others are busy.
+    select coalesce(array_agg(c.id), '{}') into v_mine from (
+      select t.id from "durable".tasks t where t.parent_task_id = p_task order by t.id for update skip locked) c;
+    select coalesce(array_agg(t.id), '{}') into v_busy from "durable".tasks t
+    where t.parent_task_id = p_task and t.id <> all(v_mine) and t.id <> all(v_ending);
+    exit when cardinality(v_busy) = 0;
+    -- A busy child in its terminal transition waits for this task in _child_terminal: it is left
+    -- to end, after this commits. Any other holder is a write of the child's run, done in a moment.
+    v_ending := v_ending || coalesce((select array_agg(b) from unnest(v_busy) b where "durable"._is_ending(b)), '{}');
+    continue when not exists (select 1 from unnest(v_busy) b where b <> all(v_ending));
+    v_polls := "durable"._give_way(v_polls, (select coalesce(bool_or("durable"._holder_waits_for_me(t.xmax)), false)
+      from "durable".tasks t where t.id = any(v_busy) and t.id <> all(v_ending)));
+  end loop;
+  for v in select t.id, t.state from "durable".tasks t where t.id = any(v_mine) order by t.id loop
     if v.state in ('pending', 'running', 'sleeping') then
-      perform "durable"._cancel(v.id, p_now, jsonb_build_object('name', 'TaskCancelled',
-        'message', format('cancelled because its parent task %s ended without completing', p_task),
-        'parentTaskId', p_task));
+      perform "durable"._cancel(v.id, p_now, jsonb_build_object('name', 'TaskCancelled', 'message', format('cancelled because its parent task %s ended without completing', p_task), 'parentTaskId', p_task));
     else
       perform "durable"._cancel_descendants(v.id, p_now);
     end if;
+  end loop;
+  -- An ending child's own descendants, as for a child that ended before (a final failure has
+  -- cancelled them already; a completion leaves them to this cascade).
+  for v in select b as id from unnest(v_ending) b order by b loop
+    perform "durable"._cancel_descendants(v.id, p_now);
   end loop;
 end $function$;
 
@@ -211,11 +262,28 @@ declare
   v_left integer;
   v_run uuid;
   v_queue text;
+  v_polls integer := 0;
+  v_xmax xid;
 begin
   select t.parent_task_id into v_parent from "durable".tasks t where t.id = p_child;
   if v_parent is null then return; end if;
   -- The parent's lock orders this against its join; the next statements see what the join committed.
-  perform 1 from "durable".tasks t where t.id = v_parent for update;
+  if pg_catalog.current_setting('durable.cascade_nowait', true) = 'on' then
+    loop
+      perform 1 from "durable".tasks t where t.id = v_parent for update skip locked;
+      exit when found;
+      select t.xmax into v_xmax from "durable".tasks t where t.id = v_parent;
+      v_polls := "durable"._give_way(v_polls, "durable"._holder_waits_for_me(v_xmax));
+    end loop;
+  else
+    perform 1 from "durable".tasks t where t.id = v_parent for update skip locked;
+    if not found then
+      -- Before waiting: tells a cascade of cancel_task that holds the parent not to wait for this
+      -- child, which ends (taken only here, so a batch of completions holds few such locks).
+      perform pg_catalog.pg_advisory_xact_lock_shared("durable"._ending_key(p_child));
+      perform 1 from "durable".tasks t where t.id = v_parent for update;
+    end if;
+  end if;
   update "durable".runs r set join_outstanding = case when p_completed and r.join_any then 0 else r.join_outstanding - 1 end
   where r.id = (select t.run_id from "durable".tasks t where t.id = v_parent) and r.state = 'sleeping'
     and r.join_outstanding > 0 and p_child = any(r.join_children)
@@ -227,6 +295,15 @@ begin
   update "durable".tasks set state = 'pending', updated_at = p_now where id = v_parent;
   perform pg_notify('durable_wakeup', v_queue);
 end $function$;
+
+CREATE OR REPLACE FUNCTION durable._ending_key(p_child uuid)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select pg_catalog.hashtextextended('durable:ending:' || p_child::text, 0)
+$function$;
 
 CREATE OR REPLACE FUNCTION durable._fail(p_task uuid, p_run uuid, p_error jsonb, p_final boolean, p_now timestamp with time zone)
  RETURNS void
@@ -309,6 +386,46 @@ AS $function$
     when p_run_state = 'running' and p_run_worker = p_worker and p_run_epoch = p_epoch
       and p_lease_expires_at > p_now then 'ok'
     else 'lost' end
+$function$;
+
+CREATE OR REPLACE FUNCTION durable._give_way(p_polls integer, p_holder_waits boolean)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if p_holder_waits or p_polls >= 2000 then
+    raise exception 'durable: cancel_task gives way to a transaction that holds a row it needs'
+      using errcode = 'lock_not_available';
+  end if;
+  perform pg_catalog.pg_sleep(0.001);
+  return p_polls + 1;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._holder_waits_for_me(p_xmax xid)
+ RETURNS boolean
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with recursive waiting(pid) as (
+    select a.pid from pg_catalog.pg_stat_activity a
+    where a.pid <> pg_catalog.pg_backend_pid() and pg_catalog.pg_backend_pid() = any(pg_catalog.pg_blocking_pids(a.pid))
+    union
+    select a.pid from pg_catalog.pg_stat_activity a, waiting w where w.pid = any(pg_catalog.pg_blocking_pids(a.pid))
+  )
+  select exists (select 1 from pg_catalog.pg_locks l where l.locktype = 'transactionid' and l.granted
+    and l.transactionid = p_xmax and l.pid in (select pid from waiting))
+$function$;
+
+CREATE OR REPLACE FUNCTION durable._is_ending(p_child uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select exists (select 1 from pg_catalog.pg_locks l, (select "durable"._ending_key(p_child) as k) k
+    where l.locktype = 'advisory' and l.granted and l.pid <> pg_catalog.pg_backend_pid()
+      and l.database = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database())
+      and l.classid = ((k.k >> 32) & 4294967295)::oid and l.objid = (k.k & 4294967295)::oid and l.objsubid = 1)
 $function$;
 
 CREATE OR REPLACE FUNCTION durable._key_lock(p_queue text, p_key text)
@@ -551,12 +668,29 @@ AS $function$
 declare
   v_now timestamptz := "durable".now();
   v_state text;
+  v_outcome text;
+  v_try integer := 0;
 begin
-  select state into v_state from "durable".tasks where id = p_task for update;
-  if not found then return 'not_found'; end if;
-  if v_state in ('completed', 'failed', 'cancelled') then return 'terminal'; end if;
-  perform "durable"._cancel(p_task, v_now, jsonb_build_object('name', 'TaskCancelled', 'message', 'cancelled by cancel()'));
-  return 'cancelled';
+  loop
+    v_try := v_try + 1;
+    begin
+      perform pg_catalog.set_config('durable.cascade_nowait', case when v_try <= 100 then 'on' else 'off' end, true);
+      select state into v_state from "durable".tasks where id = p_task for update;
+      if not found then
+        v_outcome := 'not_found';
+      elsif v_state in ('completed', 'failed', 'cancelled') then
+        v_outcome := 'terminal';
+      else
+        perform "durable"._cancel(p_task, v_now, jsonb_build_object('name', 'TaskCancelled', 'message', 'cancelled by cancel()'));
+        v_outcome := 'cancelled';
+      end if;
+      perform pg_catalog.set_config('durable.cascade_nowait', 'off', true);
+      return v_outcome;
+    exception when lock_not_available then
+      if v_try > 100 then raise; end if;
+      perform pg_catalog.pg_sleep(least(v_try, 20) / 1000.0);
+    end;
+  end loop;
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.claim_tasks(p_queues text[], p_worker text, p_limit integer, p_lease_ms double precision, p_sweep boolean DEFAULT true, p_first_queue integer DEFAULT NULL::integer)

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 
 /**
  * The app's own tables, in schema `sample` of the database durable uses (durable's are in
- * schema `durable`): the orders, the fake outside systems (stock, payments, email) and an
+ * schema `durable`): the orders, the fake outside systems (stock, warehouse picks, payments, email) and an
  * activity log of every call made to them. Plain SQL, idempotent; no `synchronize`.
  */
 const SCHEMA_SQL = `
@@ -38,6 +38,15 @@ const SCHEMA_SQL = `
     recipient       text not null,
     subject         text not null,
     sent_at         timestamptz not null default now()
+  );
+  create table if not exists sample.picks (
+    id        bigint generated always as identity primary key,
+    order_id  uuid not null,
+    line      integer not null,
+    sku       text not null,
+    quantity  integer not null,
+    picked_at timestamptz not null default now(),
+    unique (order_id, line)
   );
   create table if not exists sample.activity (
     id       bigint generated always as identity primary key,

@@ -1,9 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { DurableTask, EventTimeoutError, NonRetryableError, type DurableTaskHandler, type TaskContext } from 'nestjs-durable';
+import { DurableTask, EventTimeoutError, NonRetryableError, type DurableTaskHandler, type TaskContext, type TaskHandle } from 'nestjs-durable';
 import { MailerService } from '../shop/mailer.service.js';
 import { PaymentRefusedError, PaymentService } from '../shop/payment.service.js';
 import { StockService } from '../shop/stock.service.js';
+import type { Pick } from '../shop/warehouse.service.js';
 import { OrderSettings } from './order-settings.js';
+import { PickLineTask } from './pick-line.task.js';
 import { ORDER_TASK, orderTotalCents, packedEventName, type OrderParams, type OrderResult, type PackedEvent } from './order.types.js';
 
 /**
@@ -44,6 +46,14 @@ export class OrderTask implements DurableTaskHandler<OrderParams, OrderResult> {
       }
     });
 
+    // Fan-out: one child task per line item, picked in parallel; fan-in: the order suspends
+    // (no worker slot held) until every line is picked. A retried order gets the same children back.
+    const lines: Array<TaskHandle<Pick>> = [];
+    for (const [line, item] of params.items.entries()) {
+      lines.push(await ctx.spawn(`pick-line-${line}`, PickLineTask, { orderId, line, sku: item.sku, quantity: item.quantity }));
+    }
+    const picks = await ctx.joinAll(lines);
+
     let packed: PackedEvent;
     try {
       packed = await ctx.awaitEvent<PackedEvent>(packedEventName(orderId), { timeoutMs: this.settings.packTimeoutMs });
@@ -71,6 +81,7 @@ export class OrderTask implements DurableTaskHandler<OrderParams, OrderResult> {
       status: 'confirmed',
       paymentId: payment.paymentId,
       amountCents: payment.amountCents,
+      picks,
       packedAt: packed.packedAt,
       confirmationId: email.messageId,
     };

@@ -1,3 +1,5 @@
+import type { Pick } from '../shop/warehouse.service.js';
+
 /** The params of an `order` task, as spawned by `POST /orders`. */
 export interface OrderParams {
   customerEmail: string;
@@ -14,7 +16,7 @@ export interface OrderItem {
 
 /** The result of an `order` task. */
 export type OrderResult =
-  | { status: 'confirmed'; paymentId: string; amountCents: number; packedAt: string; confirmationId: string }
+  | { status: 'confirmed'; paymentId: string; amountCents: number; picks: Pick[]; packedAt: string; confirmationId: string }
   | { status: 'cancelled'; reason: string; refund: { paymentId: string | null; state: 'refunded' | 'voided' } };
 
 /** The payload of the `packed:<orderId>` event. */
@@ -24,6 +26,9 @@ export interface PackedEvent {
 
 /** Orders are `order` tasks; the task id is the order id. */
 export const ORDER_TASK = 'order';
+
+/** The child task that picks one line of an order (one per line item, spawned by the order). */
+export const PICK_LINE_TASK = 'pick-line';
 
 export function packedEventName(orderId: string): string {
   return `packed:${orderId}`;

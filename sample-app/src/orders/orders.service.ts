@@ -6,6 +6,7 @@ import { DataSource, type Repository } from 'typeorm';
 import { ActivityLog, type Activity } from '../shop/activity-log.service.js';
 import { PaymentService } from '../shop/payment.service.js';
 import { StockService } from '../shop/stock.service.js';
+import type { Pick, PickRequest } from '../shop/warehouse.service.js';
 import type { CreateOrderDto } from './create-order.dto.js';
 import type { ListOrdersQuery } from './list-orders.query.js';
 import { Order } from './order.entity.js';
@@ -24,8 +25,21 @@ export interface OrderSummary {
   updatedAt: string;
 }
 
+/** A child task of an order: the pick of one line item. */
+export interface OrderLine {
+  taskId: string;
+  line: number;
+  sku: string;
+  state: TaskState;
+  attempts: number;
+  result?: Pick;
+  error?: { name: string; message: string };
+}
+
 export interface OrderDetail extends OrderSummary {
   items: OrderParams['items'];
+  /** The order's child tasks (one per line item, by line), as durable lists them. */
+  lines: OrderLine[];
   /** Every call made to the outside systems for this order, oldest first. */
   activity: Activity[];
 }
@@ -97,7 +111,7 @@ export class OrdersService {
 
   async get(id: string): Promise<OrderDetail> {
     const { order, task } = await this.find(id);
-    return { ...summarize(task, order), items: task.params.items, activity: await this.activity.forOrder(id) };
+    return { ...summarize(task, order), items: task.params.items, lines: await this.lines(id), activity: await this.activity.forOrder(id) };
   }
 
   async list(query: ListOrdersQuery): Promise<{ orders: OrderSummary[]; nextCursor: string | null }> {
@@ -131,6 +145,22 @@ export class OrdersService {
     await this.stock.release(id);
     this.logger.log(`order ${id}: cancelled`);
     return this.get(id);
+  }
+
+  /** The order's children: durable's `listTasks({ parentTaskId })` (an order has far fewer lines than one page). */
+  private async lines(id: string): Promise<OrderLine[]> {
+    const children = (await this.durable.listTasks({ parentTaskId: id, limit: 1000 })) as Array<TaskSnapshot<PickRequest, Pick>>;
+    return children
+      .map((child) => ({
+        taskId: child.taskId,
+        line: child.params.line,
+        sku: child.params.sku,
+        state: child.state,
+        attempts: child.attempts,
+        ...(child.result === undefined ? {} : { result: child.result }),
+        ...(child.error === undefined ? {} : { error: { name: child.error.name, message: child.error.message } }),
+      }))
+      .sort((a, b) => a.line - b.line);
   }
 
   /** The order row and its task; 404 without the row. */
