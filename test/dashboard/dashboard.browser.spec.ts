@@ -73,6 +73,7 @@ afterAll(async () => { await browser?.close(); });
     await expectText(page, '#error', 'card declined: <b>insufficient funds</b>');
     expect(await page.locator('#error b').count()).toBe(0);
     await expectText(page, '#runs', 'Error: card declined');
+    if (platform === 'express') await shoot(page, 'dashboard-task-failed.png');
 
     page.once('dialog', (dialog) => void dialog.accept());
     await page.locator('#retry').click();

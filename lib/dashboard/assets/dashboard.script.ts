@@ -77,7 +77,7 @@ function queuesPage() {
         h('h2', null, 'Throughput and lag, last hour'),
         chart(data),
         h('p', { class: 'muted small' }, 'Bars: tasks finished per minute, all queues. Line: the oldest due pending task\'s wait (lag), the largest of the queues. ' +
-          'Sampled every ' + dur(data.sampleIntervalMs) + ' by this server process since it started.'));
+          'Sampled every ' + dur(data.sampleIntervalMs) + ' by this server process, since it started.'));
     });
   }
   render().catch(fail);
@@ -86,9 +86,11 @@ function queuesPage() {
 
 function chart(data) {
   var W = 760, H = 200, L = 56, R = 64, T = 14, B = 26;
-  var now = Date.parse(data.now), from = now - 3600000;
-  var x = function (t) { return L + (t - from) / 3600000 * (W - L - R); };
-  var pts = [], ss = data.samples;
+  // The last hour, or as much of it as this process has sampled (at least a minute).
+  var now = Date.parse(data.now), ss = data.samples;
+  var window_ = Math.min(3600000, Math.max(60000, ss.length ? now - ss[0].at : 0)), from = now - window_;
+  var x = function (t) { return L + (t - from) / window_ * (W - L - R); };
+  var pts = [];
   for (var i = 1; i < ss.length; i++) {
     var a = ss[i - 1], b = ss[i], done = 0, lag = 0;
     Object.keys(b.queues).forEach(function (q) {
@@ -101,9 +103,9 @@ function chart(data) {
   var maxLag = nice(Math.max.apply(null, [1000].concat(pts.map(function (p) { return p.lag; }))));
   var y0 = H - B, span = H - B - T;
   var svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, id: 'throughput', role: 'img', 'aria-label': 'throughput and lag over the last hour' });
-  for (var m = 0; m <= 60; m += 15) {
-    var gx = x(from + m * 60000);
-    svg.append(s('line', { x1: gx, x2: gx, y1: T, y2: y0, class: 'grid' }), s('text', { x: gx, y: y0 + 16, 'text-anchor': 'middle' }, m === 60 ? 'now' : '-' + (60 - m) + ' min'));
+  for (var m = 0; m <= 4; m++) {
+    var gx = x(from + m * window_ / 4);
+    svg.append(s('line', { x1: gx, x2: gx, y1: T, y2: y0, class: 'grid' }), s('text', { x: gx, y: y0 + 16, 'text-anchor': 'middle' }, m === 4 ? 'now' : '-' + dur(window_ * (4 - m) / 4)));
   }
   svg.append(s('line', { x1: L, x2: W - R, y1: y0, y2: y0, class: 'grid' }), s('line', { x1: L, x2: W - R, y1: T, y2: T, class: 'grid' }),
     s('text', { x: L - 6, y: T + 4, 'text-anchor': 'end', class: 'rate' }, maxRate + '/min'),
@@ -111,7 +113,7 @@ function chart(data) {
     s('text', { x: W - R + 6, y: T + 4, class: 'lag' }, 'lag ' + dur(maxLag)),
     s('text', { x: W - R + 6, y: y0, class: 'lag' }, '0'));
   pts.forEach(function (p) {
-    var bw = Math.max(1, p.dt / 3600000 * (W - L - R) - 1), hgt = p.rate / maxRate * span;
+    var bw = Math.max(1, p.dt / window_ * (W - L - R) - 1), hgt = p.rate / maxRate * span;
     if (hgt > 0) svg.append(s('rect', { x: x(p.t) - bw, y: y0 - hgt, width: bw, height: hgt, class: 'rate' }, s('title', null, p.rate.toFixed(1) + ' tasks/min at ' + time(new Date(p.t).toISOString()))));
   });
   if (pts.length > 0) {
@@ -148,8 +150,8 @@ function tasksPage() {
           page.tasks.map(function (t) {
             return h('tr', { 'data-task': t.taskId },
               h('td', null, taskLink(t.taskId, t.taskId.slice(0, 8))), h('td', null, t.name), h('td', null, t.queue),
-              h('td', null, badge(t.state)), h('td', { class: 'num' }, t.attempts), h('td', null, time(t.createdAt)), h('td', null, time(t.updatedAt)),
-              h('td', null, t.waitingFor ? h('span', { class: 'waiting' }, t.waitingFor.message) : progressText(t.progress)));
+              h('td', null, badge(t.state)), h('td', { class: 'num' }, t.attempts), h('td', { class: 't' }, time(t.createdAt)), h('td', { class: 't' }, time(t.updatedAt)),
+              h('td', null, t.waitingFor ? h('span', { class: 'waiting' }, t.waitingFor.message) : progressBar(t.progress)));
           }), { id: 'tasks' }),
       h('div', { class: 'pager' }, cursor ? h('a', { href: base + '/tasks?' + filters }, 'First page') : null,
         page.nextCursor ? h('a', { id: 'next', href: base + '/tasks?' + filters + (String(filters) ? '&' : '') + 'cursor=' + enc(page.nextCursor) }, 'Next page') : null));
@@ -164,6 +166,7 @@ function fraction(p) {
   }
   return null;
 }
+function progressBar(p) { var f = fraction(p); return [f !== null ? h('progress', { max: 1, value: f }) : null, ' ', progressText(p)]; }
 function progressText(p) { return p === null || p === undefined ? '' : h('span', { class: 'mono' }, JSON.stringify(p).slice(0, 120)); }
 
 // ---- a task: detail, timeline, live updates, actions
@@ -187,7 +190,7 @@ function taskPage(id) {
       .then(load).catch(function (e) { window.alert(what + ' failed: ' + e.message); });
   }
   function render() {
-    var d = detail, t = d.task, f = fraction(t.progress);
+    var d = detail, t = d.task;
     var buttons = [];
     if (t.state === 'failed' || t.state === 'cancelled') buttons.push(h('button', { id: 'retry', onclick: function () { act('retry', 'Retry task ' + t.name + ' (' + t.taskId + ')? It starts attempt ' + (t.attempts + 1) + '; its checkpoints are kept.'); } }, 'Retry'));
     if (ACTIVE.indexOf(t.state) >= 0) buttons.push(h('button', { id: 'cancel', class: 'danger', onclick: function () { act('cancel', 'Cancel task ' + t.name + ' (' + t.taskId + ')? Running code stops at its next step.'); } }, 'Cancel'));
@@ -202,7 +205,7 @@ function taskPage(id) {
         h('dt', null, 'Queue'), h('dd', null, t.queue), h('dt', null, 'Attempt'), h('dd', null, t.attempts),
         h('dt', null, 'Created'), h('dd', null, time(t.createdAt)), h('dt', null, 'Updated'), h('dd', null, time(t.updatedAt)),
         h('dt', null, 'Parent'), h('dd', null, t.parentTaskId ? taskLink(t.parentTaskId) : '-'),
-        h('dt', null, 'Progress'), h('dd', { id: 'progress' }, t.progress === null || t.progress === undefined ? '-' : [f !== null ? h('progress', { max: 1, value: f }) : null, ' ', progressText(t.progress)])),
+        h('dt', null, 'Progress'), h('dd', { id: 'progress' }, t.progress === null || t.progress === undefined ? '-' : progressBar(t.progress))),
       h('h2', null, 'Timeline'), timeline(d),
       h('h2', null, 'Params'), h('pre', { id: 'params' }, json(t.params)),
       t.state === 'completed' ? [h('h2', null, 'Result'), h('pre', { id: 'result' }, json(t.result))] : null,
@@ -285,10 +288,11 @@ function timeline(d) {
   var t0 = Math.min.apply(null, all), t1 = Math.max.apply(null, all), range = Math.max(1, t1 - t0);
   var W = 900, L = 170, R = 20, LH = 20, top = 22, H = top + lanes.length * LH + 8;
   var x = function (t) { return L + (t - t0) / range * (W - L - R); };
-  var svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, id: 'timeline', role: 'img', 'aria-label': 'timeline of the task' });
+  var svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, id: 'timeline', role: 'img', 'aria-label': 'timeline of the task' },
+    s('text', { x: 6, y: 12 }, 'from ' + time(new Date(t0).toISOString())));
   for (var i = 0; i <= 4; i++) {
     var gx = L + i / 4 * (W - L - R);
-    svg.append(s('line', { x1: gx, x2: gx, y1: top - 4, y2: H - 4, class: 'grid' }), s('text', { x: gx, y: 12, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle' }, i === 0 ? time(new Date(t0).toISOString()) : '+' + dur(range * i / 4)));
+    svg.append(s('line', { x1: gx, x2: gx, y1: top - 4, y2: H - 4, class: 'grid' }), s('text', { x: gx, y: 12, 'text-anchor': i === 4 ? 'end' : 'middle' }, i === 0 ? '0' : '+' + dur(range * i / 4)));
   }
   lanes.forEach(function (l, n) {
     var y = top + n * LH;

@@ -12,6 +12,7 @@ a{color:var(--accent)}
 table.grid{border-collapse:collapse;background:#fff;border:1px solid var(--line);width:100%}
 .grid th,.grid td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 .grid th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+.grid td.t{white-space:nowrap}
 .num{text-align:right!important;font-variant-numeric:tabular-nums}
 .mono,pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 pre{background:#fff;border:1px solid var(--line);padding:8px;overflow:auto;max-height:320px;margin:0;white-space:pre-wrap;word-break:break-word}
@@ -41,5 +42,5 @@ svg rect.bar{rx:2}svg .queued{fill:#e3e7ee}svg .run{fill:var(--run)}svg .run-fai
 svg .run-cancelled{fill:#8a8f98}svg .step{fill:#5aa2e6}svg .sleep{fill:#b9a6e8}svg .event,svg .wait{fill:#f3c76b}
 svg .other{fill:#9aa5b4}svg .now{stroke:var(--bad);stroke-dasharray:3 3}
 ul.tree{list-style:none;padding-left:18px;margin:4px 0}ul.tree li{margin:3px 0}
-progress{vertical-align:middle;width:200px}
+progress{vertical-align:middle;width:160px}td progress{width:80px}
 `;
