@@ -29,7 +29,8 @@ export class DurableDashboardModule {
 
 function resolveDashboardOptions(options: DurableDashboardOptions): ResolvedDashboardOptions {
   const path = options.path ?? '/durable';
-  if (typeof path !== 'string' || !/^\/?[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*\/?$/.test(path)) {
+  const segments = typeof path === 'string' ? path.split('/').filter((segment) => segment !== '') : [];
+  if (typeof path !== 'string' || !/^\/?[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*\/?$/.test(path) || segments.some((segment) => /^\.+$/.test(segment))) {
     throw new InvalidArgumentError(`dashboard path must be a URL path of letters, digits, '.', '_', '~', '-' and '/', like '/durable'; got ${JSON.stringify(path)}`);
   }
   const sampleIntervalMs = options.sampleIntervalMs ?? 15_000;

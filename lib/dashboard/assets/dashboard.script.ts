@@ -85,7 +85,7 @@ function queuesPage() {
 }
 
 function chart(data) {
-  var W = 760, H = 200, L = 56, R = 64, T = 14, B = 26;
+  var W = 760, H = 200, L = 70, R = 64, T = 14, B = 26;
   // The last hour, or as much of it as this process has sampled (at least a minute).
   var now = Date.parse(data.now), ss = data.samples;
   var window_ = Math.min(3600000, Math.max(60000, ss.length ? now - ss[0].at : 0)), from = now - window_;
@@ -289,7 +289,7 @@ function timeline(d) {
   var W = 900, L = 170, R = 20, LH = 20, top = 22, H = top + lanes.length * LH + 8;
   var x = function (t) { return L + (t - t0) / range * (W - L - R); };
   var svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, id: 'timeline', role: 'img', 'aria-label': 'timeline of the task' },
-    s('text', { x: 6, y: 12 }, 'from ' + time(new Date(t0).toISOString())));
+    s('text', { x: 6, y: 12 }, 'from ' + time(new Date(t0).toISOString()).slice(11)));
   for (var i = 0; i <= 4; i++) {
     var gx = L + i / 4 * (W - L - R);
     svg.append(s('line', { x1: gx, x2: gx, y1: top - 4, y2: H - 4, class: 'grid' }), s('text', { x: gx, y: 12, 'text-anchor': i === 4 ? 'end' : 'middle' }, i === 0 ? '0' : '+' + dur(range * i / 4)));
