@@ -44,6 +44,8 @@ afterAll(async () => { await browser?.close(); });
     [app, url] = await startApp(db.url, platform);
     url += '/durable';
     client = await DurableClient.connect({ databaseUrl: db.url });
+    // A queue no worker polls: its lag grows through the suite (the queue page's line and oldest pending).
+    for (let i = 0; i < 3; i++) await client.spawn('monthly-report', { month: i + 1 }, { queue: 'reports' });
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     await context.addCookies([{ name: 'dashboard-token', value: 'letmein', url }]);
     page = await context.newPage();
@@ -151,6 +153,7 @@ afterAll(async () => { await browser?.close(); });
 
     await page.goto(url);
     await expectText(page, '#queues tr[data-queue="shop"]', 'shop');
+    expect(await page.locator('#queues tr[data-queue="reports"] td').last().textContent()).toMatch(/\d+(\.\d)? (ms|s)$/);
     // Samples every 300 ms: the tasks finished above are bars, the lag a line (the page redraws every 5 s).
     await page.locator('#throughput polyline.lag').waitFor({ state: 'attached' });
     expect(await page.locator('#throughput rect.rate').count()).toBeGreaterThan(0);
