@@ -14,6 +14,7 @@ import { DashboardActionsGuard } from './dashboard-actions.guard.js';
 import type { ResolvedDashboardOptions } from './dashboard-options.interface.js';
 import { DashboardStatsSampler, type StatsSample } from './dashboard-stats.sampler.js';
 import { DASHBOARD_OPTIONS } from './dashboard.constants.js';
+import { DashboardStreams } from './dashboard-streams.js';
 
 /** A page of `GET api/tasks`: `nextCursor` is the last task's id when there may be more. */
 export interface DashboardTaskPage {
@@ -49,6 +50,7 @@ export class DashboardControllerBase {
     @Inject(DurableClient) private readonly client: DurableClient,
     @Inject(DashboardStatsSampler) private readonly sampler: DashboardStatsSampler,
     @Inject(DASHBOARD_OPTIONS) private readonly options: ResolvedDashboardOptions,
+    @Inject(DashboardStreams) private readonly streams: DashboardStreams,
   ) {}
 
   @Get()
@@ -139,7 +141,7 @@ export class DashboardControllerBase {
   async watch(@Param('taskId') taskId: string): Promise<Observable<MessageEvent>> {
     // Checked first, so that an unknown id is a 404 rather than a stream that ends at once.
     if (!(await answer(() => this.client.getTask(taskId)))) throw new NotFoundException(`no task ${taskId}`);
-    return this.client.watch(taskId).pipe(map((task): MessageEvent => ({ type: 'task', data: task })));
+    return this.streams.untilShutdown(this.client.watch(taskId)).pipe(map((task): MessageEvent => ({ type: 'task', data: task })));
   }
 
   @Post('api/tasks/:taskId/retry')

@@ -4,6 +4,7 @@ import { DashboardControllerBase } from './dashboard.controller.js';
 import type { DurableDashboardOptions, ResolvedDashboardOptions } from './dashboard-options.interface.js';
 import { DashboardStatsSampler } from './dashboard-stats.sampler.js';
 import { DASHBOARD_OPTIONS } from './dashboard.constants.js';
+import { DashboardStreams } from './dashboard-streams.js';
 
 /**
  * `imports: [DurableModule.forRoot(...), DurableDashboardModule.register({ guard: AdminGuard })]`,
@@ -22,7 +23,7 @@ export class DurableDashboardModule {
       module: DurableDashboardModule,
       imports: options.imports ?? [],
       controllers: [DurableDashboardController],
-      providers: [{ provide: DASHBOARD_OPTIONS, useValue: resolved }, DashboardStatsSampler],
+      providers: [{ provide: DASHBOARD_OPTIONS, useValue: resolved }, DashboardStatsSampler, DashboardStreams],
     };
   }
 }

@@ -89,3 +89,38 @@ async function read(url: string): Promise<any> {
   expect(response.status).toBe(200);
   return response.json();
 }
+
+describe('DurableDashboardModule live updates at shutdown', () => {
+  let db: TestDatabase;
+  beforeAll(async () => { db = await createTestDatabase(); });
+  afterAll(() => db?.drop());
+
+  it('streams a task over SSE, and ends the stream when the app closes (an open tab does not hold the server open)', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [DurableModule.forRoot({ databaseUrl: db.url, worker: false }), DurableDashboardModule.register()],
+    }).compile();
+    moduleRef.useLogger(false);
+    const app = moduleRef.createNestApplication();
+    let closed = false;
+    try {
+      await app.listen(0, '127.0.0.1');
+      const { taskId } = await app.get(DurableClient).spawn('nobody-runs-this', {}, { queue: 'idle' });
+      const port = (app.getHttpServer().address() as { port: number }).port;
+      const response = await fetch(`http://127.0.0.1:${port}/durable/api/tasks/${taskId}/watch`);
+      expect(response.headers.get('content-type')).toContain('text/event-stream');
+      const reader = response.body!.getReader();
+      let first = '';
+      while (!first.includes('\n\n', first.indexOf('data:'))) first += new TextDecoder().decode((await reader.read()).value);
+      expect(first).toContain('event: task');
+      expect(first).toContain(`"taskId":"${taskId}"`);
+      // The task never finishes: only the shutdown can end this stream.
+      await app.close();
+      closed = true;
+      let done = false;
+      while (!done) done = (await reader.read()).done;
+      expect(done).toBe(true);
+    } finally {
+      if (!closed) await app.close();
+    }
+  });
+});
