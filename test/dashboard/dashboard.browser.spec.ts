@@ -95,6 +95,12 @@ afterAll(async () => { await browser?.close(); });
     expect(await page.locator('#timeline rect.step').count()).toBeGreaterThanOrEqual(2);
     await expectText(page, '#progress', '"done":3');
     if (platform === 'express') await shoot(page, 'dashboard-task.png');
+
+    // Its children, as the list filtered by parent.
+    await page.getByText('All children in the task list').click();
+    await page.waitForURL(/parent=/);
+    await page.locator('#tasks').waitFor();
+    expect(await page.locator('#tasks tbody tr td:nth-child(2)').allTextContents()).toEqual(['pack', 'pack']);
   });
 
   it('cancels a waiting task from its page after a confirmation, and says what it waits for', async () => {

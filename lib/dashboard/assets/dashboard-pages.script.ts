@@ -86,6 +86,11 @@ function taskPage(id) {
       if (ACTIVE.indexOf(t.state) < 0) { source.close(); source = null; }
       reload();
     });
+    // The browser reconnects by itself after a dropped stream; a refused one (the guard) it gives up.
+    var mine = source;
+    source.addEventListener('error', function () {
+      if (mine.readyState === 2 && source === mine) { source = null; render(); }
+    });
   }
   function act(what, question) {
     if (!window.confirm(question)) return;
@@ -136,7 +141,7 @@ function taskPage(id) {
         return h('li', null, h('span', { class: 'mono' }, c.name), ': ', c.kind === 'emit' ? 'emitted' : v.timedOut ? 'timed out' : ['received ', h('code', null, JSON.stringify(v.payload))]);
       })),
       h('h2', null, 'Children (' + d.childCount + (d.childCount > d.children.length ? ', first ' + d.children.length + ' shown' : '') + ')'),
-      d.children.length ? tree(d.children) : h('p', { class: 'muted' }, 'None.'));
+      d.children.length ? [tree(d.children), h('a', { href: base + '/tasks?parent=' + enc(t.taskId) }, 'All children in the task list')] : h('p', { class: 'muted' }, 'None.'));
   }
   load().catch(fail);
 }
