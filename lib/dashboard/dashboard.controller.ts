@@ -1,5 +1,5 @@
 import {
-  BadRequestException, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Req, Sse, UseGuards, type MessageEvent,
+  applyDecorators, BadRequestException, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Req, Sse, UseGuards, type MessageEvent,
 } from '@nestjs/common';
 import { map, type Observable } from 'rxjs';
 import { DurableClient } from '../engine/client/durable-client.js';
@@ -40,6 +40,16 @@ interface PageRequest {
 /** The page's policy: only its own script and style, no frames; user data is never markup. */
 const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/** A route that answers the HTML shell, with the headers every page carries. */
+const Page = (path?: string) => applyDecorators(
+  Get(path),
+  Header('Content-Type', 'text/html; charset=utf-8'),
+  Header('Cache-Control', 'no-store'),
+  Header('Content-Security-Policy', PAGE_CSP),
+  Header('X-Frame-Options', 'DENY'),
+  Header('X-Content-Type-Options', 'nosniff'),
+);
+
 /**
  * The dashboard's routes, relative to its path. `DurableDashboardModule.register` subclasses
  * this with `@Controller(path)` and the user's guard. The pages are one static shell that
@@ -53,32 +63,17 @@ export class DashboardControllerBase {
     @Inject(DashboardStreams) private readonly streams: DashboardStreams,
   ) {}
 
-  @Get()
-  @Header('Content-Type', 'text/html; charset=utf-8')
-  @Header('Cache-Control', 'no-store')
-  @Header('Content-Security-Policy', PAGE_CSP)
-  @Header('X-Frame-Options', 'DENY')
-  @Header('X-Content-Type-Options', 'nosniff')
+  @Page()
   queuesPage(@Req() request: PageRequest): string {
     return this.shell(request);
   }
 
-  @Get('tasks')
-  @Header('Content-Type', 'text/html; charset=utf-8')
-  @Header('Cache-Control', 'no-store')
-  @Header('Content-Security-Policy', PAGE_CSP)
-  @Header('X-Frame-Options', 'DENY')
-  @Header('X-Content-Type-Options', 'nosniff')
+  @Page('tasks')
   tasksPage(@Req() request: PageRequest): string {
     return this.shell(request);
   }
 
-  @Get('tasks/:taskId')
-  @Header('Content-Type', 'text/html; charset=utf-8')
-  @Header('Cache-Control', 'no-store')
-  @Header('Content-Security-Policy', PAGE_CSP)
-  @Header('X-Frame-Options', 'DENY')
-  @Header('X-Content-Type-Options', 'nosniff')
+  @Page('tasks/:taskId')
   taskPage(@Req() request: PageRequest): string {
     return this.shell(request);
   }
