@@ -20,6 +20,7 @@ export default {
     '^nestjs-durable$': '<rootDir>/lib/index.ts',
     '^nestjs-durable/testing$': '<rootDir>/lib/testing/index.ts',
     '^nestjs-durable/telemetry$': '<rootDir>/lib/telemetry/index.ts',
+    '^nestjs-durable/dashboard$': '<rootDir>/lib/dashboard/index.ts',
   },
   transform: {
     '^.+\\.ts$': [

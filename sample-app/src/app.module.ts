@@ -2,6 +2,7 @@ import { Logger, Module, ValidationPipe, type DynamicModule, type OnModuleDestro
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DurableModule } from 'nestjs-durable';
+import { DurableDashboardModule } from 'nestjs-durable/dashboard';
 import { DataSource } from 'typeorm';
 import { SampleSchema } from './database/sample-schema.js';
 import { DurableErrorFilter } from './durable-error.filter.js';
@@ -71,6 +72,10 @@ export class AppModule implements OnModuleDestroy {
             },
           }),
         }),
+        // The operators' dashboard at http://localhost:3000/durable: the orders' tasks, their
+        // timelines, live updates, retry and cancel. No guard here, so it is open to anyone who
+        // reaches this port; a real app passes its admin guard: register({ guard: AdminGuard }).
+        DurableDashboardModule.register({ path: '/durable' }),
       ],
       controllers: [OrdersController, OrderEventsController],
       providers: [

@@ -153,9 +153,10 @@ describe('the packed package in consumer projects', () => {
     expect(paths.filter((path) => !/^dist\/lib\/.+\.(js|d\.ts|js\.map)$/.test(path) && path !== 'package.json' && path !== 'README.md')).toEqual([]);
   });
 
-  it('a .cjs file require()s the package by name (require(esm), Node 20.19+), and its ./testing entry', async () => {
+  it('a .cjs file require()s the package by name (require(esm), Node 20.19+), and its ./testing and ./dashboard entries', async () => {
     const found = report<{
       resolved: string; requireModule: boolean; exports: string[]; types: Record<string, string>; migrationClasses: string[]; testingExports: string[];
+      dashboardExports: string[];
     }>(await node(['require.cjs'], consumer));
     expect(realpathSync(found.resolved)).toBe(realpathSync(join(consumer, 'node_modules', 'nestjs-durable', 'dist', 'lib', 'index.js')));
     expect(found.requireModule).toBe(true);
@@ -163,10 +164,11 @@ describe('the packed package in consumer projects', () => {
     expect(found.types).toEqual({ DurableModule: 'function', DurableClient: 'function', createDurableMigrations: 'function' });
     expect(found.migrationClasses.slice(0, 2)).toEqual(MIGRATION_NAMES);
     expect(found.testingExports.length).toBeGreaterThan(0);
+    expect(found.dashboardExports).toEqual(['DurableDashboardModule']);
   });
 
-  it('a .mjs file imports the package by name, and its ./testing entry', async () => {
-    const found = report<{ resolved: string; exports: string[]; types: Record<string, string>; migrationClasses: string[]; testingExports: string[] }>(
+  it('a .mjs file imports the package by name, and its ./testing and ./dashboard entries', async () => {
+    const found = report<{ resolved: string; exports: string[]; types: Record<string, string>; migrationClasses: string[]; testingExports: string[]; dashboardExports: string[] }>(
       await node(['import.mjs'], consumer),
     );
     expect(realpathSync(fileURLToPath(found.resolved))).toBe(realpathSync(join(consumer, 'node_modules', 'nestjs-durable', 'dist', 'lib', 'index.js')));
@@ -174,6 +176,7 @@ describe('the packed package in consumer projects', () => {
     expect(found.types).toEqual({ DurableModule: 'function', DurableClient: 'function', createDurableMigrations: 'function' });
     expect(found.migrationClasses.slice(0, 2)).toEqual(MIGRATION_NAMES);
     expect(found.testingExports.length).toBeGreaterThan(0);
+    expect(found.dashboardExports).toEqual(['DurableDashboardModule']);
   });
 
   it('require and import in one process give the same module: same classes, instanceof across both', async () => {

@@ -448,4 +448,21 @@ describe('sample app with FAIL_FIRST_PAYMENT=1', () => {
     expect(actions(order)).toEqual(['stock.reserve', 'payment.charge', 'payment.charge', 'warehouse.pick', 'warehouse.pick', 'email.send']);
     expect(order.activity.map((entry: { detail: { outcome?: string } }) => entry.detail.outcome)).toEqual([undefined, 'charged', 'replayed', undefined, undefined, undefined]);
   });
+
+  it('mounts the dashboard at /durable with the orders in it (open: the sample has no guard)', async () => {
+    const created = await http(running.baseUrl, 'POST', '/orders', ORDER);
+    const id = created.body.id as string;
+    const page = await fetch(`${running.baseUrl}/durable`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('data-base="/durable"');
+    const list = await http(running.baseUrl, 'GET', '/durable/api/tasks?name=order');
+    expect(list.body.tasks.map((task: { taskId: string }) => task.taskId)).toContain(id);
+    const detail = await eventually(async () => {
+      const { body } = await http(running.baseUrl, 'GET', `/durable/api/tasks/${id}`);
+      return body.runs.length === 2 && body;
+    }, 20_000, 'the order to retry its payment');
+    expect(detail.task.taskId).toBe(id);
+    expect(detail.runs[0].error.message).toBeTruthy();
+  });
 });
