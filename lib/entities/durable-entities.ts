@@ -25,6 +25,10 @@ export interface TaskRow {
   finishedAt: Date | null;
   /** The task whose `ctx.spawn` created this one (null for a top-level task). */
   parentTaskId: string | null;
+  /** Higher is claimed first within a queue (`SpawnOptions.priority`). */
+  priority: number;
+  /** The key its name's concurrency limit applies per (`SpawnOptions.concurrencyKey`). */
+  concurrencyKey: string | null;
 }
 
 /** A row of `<schema>.runs`: one attempt. */
@@ -50,6 +54,8 @@ export interface RunRow {
   joinAny: boolean | null;
   /** The deadline of that join (`join({ timeoutMs })`). */
   joinDeadline: Date | null;
+  /** The task's priority, copied for the claim's index. */
+  priority: number;
 }
 
 /** A row of `<schema>.checkpoints`. */
@@ -137,6 +143,8 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         firstStartedAt: { ...nullable(time), name: 'first_started_at' },
         finishedAt: { ...nullable(time), name: 'finished_at' },
         parentTaskId: { ...nullable(uuid), name: 'parent_task_id' },
+        priority: integer,
+        concurrencyKey: { ...nullable(text), name: 'concurrency_key' },
       },
     }),
     run: new EntitySchema<RunRow>({
@@ -163,6 +171,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         joinOutstanding: { ...nullable(integer), name: 'join_outstanding' },
         joinAny: { type: 'boolean', nullable: true, name: 'join_any' },
         joinDeadline: { ...nullable(time), name: 'join_deadline' },
+        priority: integer,
       },
     }),
     checkpoint: new EntitySchema<CheckpointRow>({

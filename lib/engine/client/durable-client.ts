@@ -4,6 +4,7 @@ import { TaskFailedError } from '../../errors/task-failed.error.js';
 import { TaskNotFoundError } from '../../errors/task-not-found.error.js';
 import { TimeoutError } from '../../errors/timeout.error.js';
 import type { DurableModuleOptions } from '../../interfaces/durable-options.interface.js';
+import type { ScheduleInfo, ScheduleOptions } from '../../interfaces/schedule.interface.js';
 import type { DurableTaskOptions, EmitOptions, SpawnOptions, SpawnResult } from '../../interfaces/task-options.interface.js';
 import {
   TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type TaskSnapshot,
@@ -14,6 +15,7 @@ import type { Row, Store } from '../db/store.js';
 import { resolveOptions, type ClientSettings } from '../options.js';
 import { requireTaskOptions, type TaskHandlerClass } from '../registry/task-metadata.js';
 import type { SpawnRow } from '../sql/statements.js';
+import { SchedulesClient } from '../schedules/schedules-client.js';
 import { Batcher } from '../support/batcher.js';
 import { toJson } from '../support/json.js';
 import { consoleLogger, type DurableLogger } from '../support/logger.js';
@@ -41,12 +43,15 @@ export class DurableClient {
   private readonly definitions: DurableTaskOptions[] = [];
   private readonly spawns: Batcher<SpawnRow, Row>;
   private waitingAlone = 0;
+  /** @internal Schedules (client.schedule and the ones `@DurableTask` declares). */
+  readonly schedules: SchedulesClient;
 
   constructor(
     private readonly store: Store,
     private readonly settings: ClientSettings,
     private readonly connection?: DurableConnection,
   ) {
+    this.schedules = new SchedulesClient(store, settings);
     this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
   }
 
@@ -151,6 +156,20 @@ export class DurableClient {
     if (row.outcome !== 'failed' && row.outcome !== 'cancelled') {
       throw new InvalidArgumentError(`task ${taskId} is ${row.outcome as string}; only failed or cancelled tasks can be retried`);
     }
+  }
+
+  /** Creates or replaces the schedule `name`: each tick of `cron` spawns one `task` (see ScheduleOptions). */
+  schedule(name: string, options: ScheduleOptions): Promise<void> {
+    return this.schedules.schedule(name, options);
+  }
+
+  /** Removes a schedule (a no-op for an unknown name). */
+  unschedule(name: string): Promise<void> {
+    return this.schedules.unschedule(name);
+  }
+
+  listSchedules(): Promise<ScheduleInfo[]> {
+    return this.schedules.listSchedules();
   }
 
   async createQueue(name: string): Promise<void> {

@@ -6,6 +6,7 @@ import { DurableBatchedWrites1764000000003 } from './0003-batched-writes.js';
 import { DurableExecutionFencing1764000000004 } from './0004-execution-fencing.js';
 import { DurableSpawnIsolation1764000000005 } from './0005-spawn-isolation.js';
 import { DurableChildTasks1764000000006 } from './0006-child-tasks.js';
+import { DurableFlowControl1764000000008 } from './0008-flow-control.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -26,6 +27,7 @@ export const durableMigrations = [
   DurableExecutionFencing1764000000004,
   DurableSpawnIsolation1764000000005,
   DurableChildTasks1764000000006,
+  DurableFlowControl1764000000008,
 ];
 
 /**
