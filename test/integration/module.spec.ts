@@ -618,7 +618,7 @@ describe('schema and queue options', () => {
     );
     expect(tables.rows.map((row) => row.table_schema)).toEqual(tables.rows.map(() => 'durable_custom'));
     expect(tables.rows.map((row) => row.table_name)).toEqual(
-      ['checkpoints', 'durable_migrations', 'events', 'queues', 'runs', 'tasks', 'test_clock', 'waits'],
+      ['checkpoints', 'durable_migrations', 'events', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'tasks', 'test_clock', 'waits'],
     );
     const schemas = await sql.query(`select nspname from pg_namespace where nspname in ('durable', 'durable_custom')`);
     expect(schemas.rows).toEqual([{ nspname: 'durable_custom' }]);
