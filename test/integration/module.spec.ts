@@ -623,7 +623,7 @@ describe('schema and queue options', () => {
     const schemas = await sql.query(`select nspname from pg_namespace where nspname in ('durable', 'durable_custom')`);
     expect(schemas.rows).toEqual([{ nspname: 'durable_custom' }]);
     const functions = await sql.query<{ n: number }>(
-      `select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      `select count(distinct p.proname)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
        where n.nspname = 'durable_custom' and p.proname in ('spawn_task', 'claim_tasks', 'write_batch')`,
     );
     expect(functions.rows[0].n).toBe(3);

@@ -8,7 +8,7 @@ import { sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.j
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 const MIGRATION_NAMES = durableMigrations.map((Migration) => new Migration().name);
-const DURABLE_TABLES = ['checkpoints', 'durable_migrations', 'events', 'queues', 'runs', 'tasks', 'test_clock', 'waits'];
+const DURABLE_TABLES = ['checkpoints', 'durable_migrations', 'events', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'tasks', 'test_clock', 'waits'];
 
 @DurableTask({ name: 'shared-double' })
 class DoubleTask implements DurableTaskHandler<{ n: number }, number> {

@@ -43,6 +43,9 @@ export class ScheduleTicker {
 
   /** Fires what is due; returns how long to wait for the next tick. */
   async fireDue(): Promise<number> {
+    // One statement while nothing is due (the idle cost), a second one only when something is.
+    let next = await this.store.one(this.store.sql.nextSchedule(this.queues));
+    if (!next.next_run_at || (next.next_run_at as Date).getTime() > (next.db_now as Date).getTime()) return this.waitFor(next);
     for (const row of await this.store.query(this.store.sql.dueSchedules(this.queues, 100))) {
       try {
         await this.fire(row);
@@ -51,7 +54,13 @@ export class ScheduleTicker {
         this.logger.error(`schedule "${row.name as string}" could not fire: ${redact((error as Error).message)}`);
       }
     }
-    const next = await this.store.one(this.store.sql.nextSchedule(this.queues));
+    next = await this.store.one(this.store.sql.nextSchedule(this.queues));
+    // Still due: another worker is firing it, or it cannot fire (logged): look again later, not at once.
+    const stillDue = next.next_run_at && (next.next_run_at as Date).getTime() <= (next.db_now as Date).getTime();
+    return stillDue ? Math.min(1000, this.maxWaitMs) : this.waitFor(next);
+  }
+
+  private waitFor(next: Row): number {
     if (!next.next_run_at) return this.maxWaitMs;
     return Math.min(this.maxWaitMs, Math.max((next.next_run_at as Date).getTime() - (next.db_now as Date).getTime(), 0));
   }

@@ -459,7 +459,40 @@ begin
   return new;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_priority integer DEFAULT 0, p_concurrency_key text DEFAULT NULL::text)
+CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
+ RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_task uuid := gen_random_uuid();
+  v_run uuid := gen_random_uuid();
+  v_available timestamptz;
+  v_inserted uuid;
+begin
+  v_available := greatest(v_now, coalesce(p_run_at, v_now + "durable"._ms(coalesce(p_delay_ms, 0))));
+  insert into "durable".tasks (id, queue, name, params, headers, state, attempts, max_attempts, retry,
+    cancellation, idempotency_key, run_id, cancel_at, created_at, updated_at)
+  values (v_task, p_queue, p_name, p_params, p_headers, 'pending', 1, p_max_attempts, p_retry,
+    p_cancellation, p_idempotency_key, v_run,
+    v_now + "durable"._ms((p_cancellation->>'maxDelayMs')::double precision),
+    v_now, v_now)
+  on conflict (queue, idempotency_key) where idempotency_key is not null do nothing
+  returning id into v_inserted;
+
+  if v_inserted is null then
+    return query select * from "durable"._spawned_with_key(p_queue, p_idempotency_key);
+    return;
+  end if;
+
+  insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at)
+  values (v_run, v_task, p_queue, 1, 'pending', v_available, v_now);
+  if v_available <= v_now then perform pg_notify('durable_wakeup', p_queue); end if;
+  return query select v_task, v_run, 1, true;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_priority integer, p_concurrency_key text)
  RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -955,7 +988,7 @@ begin
   if not found then return query select 'skipped'::text, null::uuid, null::boolean; return; end if;
   select st.task_id, st.created into v_task, v_created
   from "durable".spawn_task(p_queue, p_task_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
-    p_key, null, null, 0, null) st;
+    p_key, null, null, 0, null::text) st;
   update "durable".schedules set next_run_at = p_next, updated_at = "durable".now() where name = p_name;
   return query select 'fired'::text, v_task, v_created;
 end $function$;
@@ -1190,7 +1223,32 @@ begin
   end loop;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.spawn_child(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text, p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_attempt integer, p_lease_ms double precision, p_priority integer DEFAULT 0, p_concurrency_key text DEFAULT NULL::text)
+CREATE OR REPLACE FUNCTION durable.spawn_child(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text, p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_attempt integer, p_lease_ms double precision)
+ RETURNS TABLE(outcome text, value json)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
+  v_value json;
+  v_child uuid;
+  v_created boolean;
+begin
+  if v_fence <> 'ok' then return query select v_fence, null::json; return; end if;
+  select cp.value into v_value from "durable".checkpoints cp where cp.task_id = p_task and cp.name = p_step;
+  if found then return query select 'checkpoint'::text, v_value; return; end if;
+  select st.task_id, st.created into v_child, v_created
+  from "durable".spawn_task(p_queue, p_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_idempotency_key, p_delay_ms, p_run_at) st;
+  if v_created then update "durable".tasks set parent_task_id = p_task where id = v_child; end if;
+  v_value := json_build_object('taskId', v_child, 'taskName', p_name, 'queue', p_queue);
+  perform "durable"._checkpoint(p_task, p_step, v_value, p_attempt, v_now);
+  perform "durable"._renew_lease(p_run, v_now, p_lease_ms);
+  return query select 'checkpoint'::text, v_value;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable.spawn_child(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text, p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_attempt integer, p_lease_ms double precision, p_priority integer, p_concurrency_key text)
  RETURNS TABLE(outcome text, value json)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1215,7 +1273,16 @@ begin
   return query select 'checkpoint'::text, v_value;
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_priority integer DEFAULT 0, p_concurrency_key text DEFAULT NULL::text)
+CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
+ RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select * from "durable".spawn_task(p_queue, p_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_idempotency_key, p_delay_ms, p_run_at, 0, null::text)
+$function$;
+
+CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_priority integer, p_concurrency_key text)
  RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'

@@ -68,10 +68,6 @@ create table if not exists ${s}.schedules (
 );
 create index if not exists schedules_due on ${s}.schedules (queue, next_run_at);
 
-drop function if exists ${s}._spawn_insert(text, text, json, json, integer, jsonb, jsonb, text, double precision, timestamptz);
-drop function if exists ${s}.spawn_task(text, text, json, json, integer, jsonb, jsonb, text, double precision, timestamptz);
-drop function if exists ${s}.spawn_child(uuid, uuid, text, integer, text, text, text, json, json, integer, jsonb, jsonb, text,
-  double precision, timestamptz, integer, double precision);
 ${functionsSql(s, this.schema)}
 ${claimSql(s)}
 ${pinSearchPath(this.schema)}
@@ -124,7 +120,7 @@ $$;
 create or replace function ${s}._spawn_insert(
   p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer,
   p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision,
-  p_run_at timestamptz, p_priority integer default 0, p_concurrency_key text default null)
+  p_run_at timestamptz, p_priority integer, p_concurrency_key text)
 returns table (task_id uuid, run_id uuid, attempt integer, created boolean)
 language plpgsql as $$
 declare
@@ -158,7 +154,7 @@ end $$;
 create or replace function ${s}.spawn_task(
   p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer,
   p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision,
-  p_run_at timestamptz, p_priority integer default 0, p_concurrency_key text default null)
+  p_run_at timestamptz, p_priority integer, p_concurrency_key text)
 returns table (task_id uuid, run_id uuid, attempt integer, created boolean)
 language plpgsql as $$
 begin
@@ -171,6 +167,19 @@ begin
   return query select * from ${s}._spawn_insert(p_queue, p_name, p_params, p_headers, p_max_attempts,
     p_retry, p_cancellation, p_idempotency_key, p_delay_ms, p_run_at, p_priority, p_concurrency_key);
 end $$;
+
+-- The spawn of earlier releases (and of 0003's spawn_batch, 0006's spawn_child): priority 0, no key.
+-- The new signatures take no defaults, so that this one, which 0002 and 0005 create again when
+-- the migrations run again, never makes a call ambiguous.
+create or replace function ${s}.spawn_task(
+  p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer,
+  p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision,
+  p_run_at timestamptz)
+returns table (task_id uuid, run_id uuid, attempt integer, created boolean)
+language sql as $$
+  select * from ${s}.spawn_task(p_queue, p_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_idempotency_key, p_delay_ms, p_run_at, 0, null::text)
+$$;
 
 -- As 0005's, with priority (index 10) and concurrency key (index 11) in each spawn's array.
 create or replace function ${s}.spawn_batch_nowait(p_spawns json)
@@ -224,7 +233,7 @@ end $$;
 create or replace function ${s}.spawn_child(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text,
   p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb,
   p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamptz,
-  p_attempt integer, p_lease_ms double precision, p_priority integer default 0, p_concurrency_key text default null)
+  p_attempt integer, p_lease_ms double precision, p_priority integer, p_concurrency_key text)
 returns table (outcome text, value json) language plpgsql ${SET_PATH} as $$
 declare
   v_now timestamptz := ${s}.now();
@@ -324,7 +333,7 @@ begin
   if not found then return query select 'skipped'::text, null::uuid, null::boolean; return; end if;
   select st.task_id, st.created into v_task, v_created
   from ${s}.spawn_task(p_queue, p_task_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
-    p_key, null, null, 0, null) st;
+    p_key, null, null, 0, null::text) st;
   update ${s}.schedules set next_run_at = p_next, updated_at = ${s}.now() where name = p_name;
   return query select 'fired'::text, v_task, v_created;
 end $$;
