@@ -76,9 +76,11 @@ export async function runLimitStorm(options: LimitStormOptions): Promise<LimitSt
     const replacements: Promise<unknown>[] = [];
     for (let k = 0; k < options.kills; k++) {
       await sleep(options.killIntervalMs);
-      const alive = all.filter((worker) => worker.isAlive && worker.uptimeMs >= options.killIntervalMs);
-      if (alive.length === 0) continue;
-      const victim = alive[Math.floor(random() * alive.length)];
+      // A worker that has been up a while (claiming), not a replacement still connecting.
+      const victim = await eventually(() => {
+        const alive = all.filter((worker) => worker.isAlive && worker.uptimeMs >= options.killIntervalMs);
+        return alive.length === 0 ? undefined : alive[Math.floor(random() * alive.length)];
+      }, 60_000, 'a worker that is up', 50);
       await victim.kill();
       kills += 1;
       replacements.push(startWorker());
