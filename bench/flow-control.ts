@@ -71,7 +71,7 @@ const VARIANTS: Variant[] = [
 ];
 
 async function drain(variant: Variant, run: number): Promise<number> {
-  const database = `durable_bench_flow_${run}_${VARIANTS.indexOf(variant)}`;
+  const database = `durable_bench_flow_${run + 1}_${VARIANTS.indexOf(variant)}`;
   const { url } = await createDatabase(adminUrl, { name: database, replace: true });
   try {
     const producer = await DurableClient.connect({ databaseUrl: url, logger: quiet });
@@ -180,8 +180,13 @@ async function claimCosts(): Promise<void> {
 async function main(): Promise<void> {
   console.log(`# Flow control bench: N = ${N} one-step tasks per drain, ${RUNS} interleaved runs, worker concurrency 50\n`);
   const results = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
+  await drain(VARIANTS[0], -1); // warm-up (JIT, caches), not counted
   for (let run = 0; run < RUNS; run++) {
-    for (const variant of VARIANTS) results.get(variant)!.push(await drain(variant, run));
+    // Each run starts with another variant, so that no variant always runs first.
+    for (let k = 0; k < VARIANTS.length; k++) {
+      const variant = VARIANTS[(run + k) % VARIANTS.length];
+      results.get(variant)!.push(await drain(variant, run));
+    }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const plain = median(results.get(VARIANTS[0])!);
