@@ -46,6 +46,15 @@ const PerKey = durableTask<{ key: string }, void>('PerKey', { name: 'per-key', c
   await sleep(60);
   perKey.leave(key);
 });
+const napping = new Gauge();
+const Napper = durableTask<unknown, void>('Napper', { name: 'napper', concurrency: 1 }, async (_params, ctx) => {
+  await ctx.step('work', async () => {
+    napping.enter();
+    await sleep(50);
+    napping.leave();
+  });
+  await ctx.sleepFor('nap', 500);
+});
 const Rated = durableTask<{ i: number }, number>('Rated', { name: 'rated', rateLimit: { max: 3, perMs: 600 } }, ({ i }) => i);
 const order: number[] = [];
 const Prioritised = durableTask<{ n: number }, void>('Prioritised', { name: 'prioritised', queue: 'prio' }, ({ n }) => {
@@ -106,7 +115,7 @@ describe('flow control', () => {
 
   it('a concurrency limit holds across two apps (measured in the handlers and in the database)', async () => {
     for (let n = 0; n < 2; n++) {
-      apps.push(await startApp(db.url, [Limited, PerKey, Rated, RetriesAfter, AlwaysLater], { worker: { concurrency: 10, pollIntervalMs: 100 } }));
+      apps.push(await startApp(db.url, [Limited, PerKey, Rated, RetriesAfter, AlwaysLater, Napper], { worker: { concurrency: 10, pollIntervalMs: 100 } }));
     }
     const sampler = sampleRunning(db.url, 'limited');
     let dbMax: number;
@@ -139,6 +148,29 @@ describe('flow control', () => {
     expect([...perKey.maxByKey.values()]).toEqual([1, 1, 1]);
     expect(perKey.max).toBeGreaterThanOrEqual(2);
     expect(dbMax).toBe(1);
+  });
+
+  it('sleeping tasks do not count: a limit of 1 starts the next task while the first sleeps', async () => {
+    const sampler = sampleRunning(db.url, 'napper');
+    let dbMax: number;
+    try {
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push((await apps[i % 2].client.spawn('napper', {})).taskId);
+      for (const id of ids) await apps[0].client.awaitResult(id, { timeoutMs: 30_000 });
+    } finally {
+      dbMax = await sampler.stop();
+    }
+    expect(napping.max).toBe(1);
+    expect(dbMax).toBe(1);
+    const sql = sqlPool(db.url);
+    try {
+      // All three started before the first finished: each slept without holding the one slot.
+      const { rows } = await sql.query(`
+        select max(first_started_at) < min(finished_at) as overlapped from durable.tasks where name = 'napper'`);
+      expect(rows[0].overlapped).toBe(true);
+    } finally {
+      await sql.end();
+    }
   });
 
   it('no window of perMs holds more than max starts, across two apps', async () => {

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
 import type { DurableTaskOptions } from '../../interfaces/task-options.interface.js';
 import type { FlowLimitRow } from '../sql/flow-statements.js';
 import { CronSchedule } from '../schedules/cron.js';
+import { toJson } from '../support/json.js';
 import { assertDuration, assertPositiveInteger } from '../support/validation.js';
 
 /** Checks `concurrency`, `rateLimit` and `schedule` of a `@DurableTask`; the message names the class. */
@@ -21,6 +22,8 @@ export function assertFlowOptions(options: DurableTaskOptions, className: string
         throw new InvalidArgumentError(`${where('schedule')} must be { cron, params?, timezone? }`);
       }
       new CronSchedule(options.schedule.cron, options.schedule.timezone ?? 'UTC');
+      // Params that are not JSON are a SerializationError naming the class, at startup.
+      toJson(options.schedule.params ?? null, where('schedule.params'), Infinity);
     }
   } catch (error) {
     if (error instanceof InvalidArgumentError && !error.message.includes(className)) {
