@@ -301,6 +301,7 @@ describe('flow control', () => {
       const { rows } = await sql.query(`select name, concurrency, rate_max, rate_per_ms from durable.flow_limits where queue = 'default' order by name`);
       expect(rows).toEqual([
         { name: 'limited', concurrency: 3, rate_max: null, rate_per_ms: null },
+        { name: 'napper', concurrency: 1, rate_max: null, rate_per_ms: null },
         { name: 'per-key', concurrency: 1, rate_max: null, rate_per_ms: null },
         { name: 'rated', concurrency: null, rate_max: 3, rate_per_ms: 600 },
       ]);
