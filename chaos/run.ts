@@ -15,6 +15,8 @@
  *      statements need and cuts connections off (DatabaseTimeoutError, OutcomeUnknownError);
  *   8. fan-out: parents each spawn 1,000 child tasks and join them all, over the crash storm (no
  *      lost child, no second child, every parent completes once with the right fan-in).
+ *   9. crash storm under a concurrency limit: SIGKILLed workers while `concurrency: 3` tasks run;
+ *      the limit is never exceeded, and a killed worker's slot comes back by lease expiry.
  *
  * Parts 1 and 3-8 run on an embedded PostgreSQL this script starts (or on the server of
  * CHAOS_DATABASE_URL, an admin URL allowed to CREATE DATABASE); part 2 always starts a dedicated
@@ -23,7 +25,8 @@
  *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_CONTENTION_MS (20000),
  *   CHAOS_SUSPEND_TASKS (1500), CHAOS_SUSPEND_KILLS (20), CHAOS_POISON_HEALTHY (5000),
  *   CHAOS_POISON_EACH (5), CHAOS_TIMEOUT_MS (30000), CHAOS_FANOUT_PARENTS (4), CHAOS_FANOUT_CHILDREN (1000),
- *   CHAOS_FANOUT_KILLS (30), CHAOS_SEED, CHAOS_PARTS ("1,2,3,4,5,6,7,8").
+ *   CHAOS_FANOUT_KILLS (30), CHAOS_LIMIT_TASKS (300), CHAOS_LIMIT_KILLS (10), CHAOS_SEED,
+ *   CHAOS_PARTS ("1,2,3,4,5,6,7,8,9").
  * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain,
  * or a run was stranded.
  */
@@ -35,6 +38,7 @@ import { runCrashStorm } from './crash-storm.js';
 import { runDatabaseOutage } from './database-outage.js';
 import { runFanOut } from './fan-out.js';
 import { runLeaseFencing } from './lease-fencing.js';
+import { runLimitStorm } from './limit-storm.js';
 import { runLoad } from './load.js';
 import { runPoison } from './poison.js';
 import {
@@ -44,7 +48,7 @@ import { runSpawnContention } from './spawn-contention.js';
 import { runSuspendStorm } from './suspend-storm.js';
 import { runTimeoutStorm } from './timeout-storm.js';
 
-const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7,8').split(',').map((part) => part.trim()));
+const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7,8,9').split(',').map((part) => part.trim()));
 const servers: EmbeddedPostgresServer[] = [];
 /** A fresh database for one part, with the test clock on (the load run moves it forward). */
 const chaosDatabase = (adminUrl: string) => createDatabase(adminUrl, { prefix: 'durable_chaos', testClock: true });
@@ -87,7 +91,7 @@ async function mainServer(): Promise<string> {
 async function main(): Promise<void> {
   const started = Date.now();
   console.log('# nestjs-durable chaos suite');
-  const adminUrl = ['1', '2', '3', '4', '5', '6', '7', '8'].some((part) => parts.has(part)) ? await mainServer() : '';
+  const adminUrl = ['1', '2', '3', '4', '5', '6', '7', '8', '9'].some((part) => parts.has(part)) ? await mainServer() : '';
 
   if (parts.has('1')) {
     const db = await chaosDatabase(adminUrl);
@@ -182,6 +186,25 @@ async function main(): Promise<void> {
     console.log(`\n8. fan-out: ${options.parents} parents each spawning ${options.children} one-step children (${options.batch} spawns at once) and joining them all, ${options.workers} worker processes (concurrency ${options.concurrency}, lease ${options.leaseMs} ms), ${options.kills} SIGKILLs every ${options.killIntervalMs} ms`);
     const report = await runFanOut(options);
     section('8. Fan-out', formatFanOut(report), report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('9')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = {
+      databaseUrl: db.url, tasks: env('CHAOS_LIMIT_TASKS', 300), workers: 3, concurrency: 4, kills: env('CHAOS_LIMIT_KILLS', 10),
+      killIntervalMs: 400, leaseMs: 2000, pauseMs: 60, log,
+    };
+    console.log(`\n9. crash storm under a concurrency limit: ${options.tasks} tasks limited to 3 at once, ${options.workers} workers of ${options.concurrency} slots, ${options.kills} SIGKILLs every ${options.killIntervalMs} ms (lease ${options.leaseMs} ms)`);
+    const report = await runLimitStorm(options);
+    const body = [
+      `tasks completed        ${report.completed} / ${report.tasks}`,
+      `kills / workers        ${report.kills} / ${report.workersStarted}`,
+      `most in flight at once ${report.maxInFlight} (limit ${report.limit}; killed executions counted until their lease expired)`,
+      `lease expiries         ${report.leaseExpiries}`,
+      `duration               ${(report.durationMs / 1000).toFixed(1)} s`,
+    ].join('\n');
+    section('9. Crash storm under a concurrency limit', body, report.violations);
     await db.drop();
   }
 

@@ -20,6 +20,8 @@
  * - `fanout` { children, seed, pauseMs?, batch? }: spawns `children` child `storm` tasks of one
  *   step (`c<i>`, seed seed * 100000 + i), `batch` spawns at once (default 20), joins them all
  *   (ctx.joinAll), and returns { children, sum } over their results.
+ * - `limited` { pauseMs }: concurrency-limited (LIMITED_CONCURRENCY across all processes); records
+ *   each execution's start and end in `chaos_limited` (chaos/limit-storm.ts).
  *
  * Environment: CHAOS_DATABASE_URL (required), CHAOS_DURABLE_URL (durable's own connection, e.g.
  * through a TCP proxy; default CHAOS_DATABASE_URL; the test's tables are always written
@@ -253,6 +255,32 @@ class FanOutTask implements DurableTaskHandler<FanOutParams, { children: number;
   }
 }
 
+/** The concurrency limit of `limited` tasks (chaos part 9; chaos/limit-storm.ts audits against the same number). */
+const LIMITED_CONCURRENCY = 3;
+
+/**
+ * `limited` { pauseMs }: at most LIMITED_CONCURRENCY at once across every worker process. The
+ * handler records its own start and end in `chaos_limited` (database clock), around a step.
+ */
+@DurableTask({ name: 'limited', concurrency: LIMITED_CONCURRENCY, maxAttempts: 1000, retry: { kind: 'fixed', delayMs: 50 } })
+class LimitedTask implements DurableTaskHandler<{ pauseMs: number }, string> {
+  constructor(@Inject(EFFECTS) private readonly pool: pg.Pool) {}
+
+  async run(params: { pauseMs: number }, ctx: TaskContext) {
+    executing += 1;
+    try {
+      const { rows } = await this.pool.query(
+        'insert into chaos_limited (task_id, attempt, pid) values ($1, $2, $3) returning id', [ctx.taskId, ctx.attempt, process.pid],
+      );
+      await ctx.step('work', () => sleep(params.pauseMs).then(() => 'done'));
+      await this.pool.query('update chaos_limited set ended_at = clock_timestamp() where id = $1', [rows[0].id]);
+      return 'done';
+    } finally {
+      executing -= 1;
+    }
+  }
+}
+
 @DurableTask({ name: 'attempt', maxAttempts: 3, retry: { kind: 'fixed', delayMs: 100 } })
 class AttemptTask implements DurableTaskHandler<unknown, number> {
   async run(_params: unknown, ctx: TaskContext) {
@@ -279,7 +307,7 @@ const logs = process.env.CHAOS_LOGS ?? 'errors';
       },
     }),
   ],
-  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask, FanOutTask],
+  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask, FanOutTask, LimitedTask],
 })
 class ChaosWorkerModule {}
 

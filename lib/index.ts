@@ -14,6 +14,7 @@ export * from './interfaces/task-context.interface.js';
 export * from './interfaces/task-options.interface.js';
 export * from './interfaces/task-snapshot.interface.js';
 export * from './interfaces/task-detail.interface.js';
+export * from './interfaces/schedule.interface.js';
 export * from './errors/index.js';
 export { durableMigrations, createDurableMigrations, type DurableMigrationClass } from './engine/sql/migrations/index.js';
 export * from './entities/durable-entities.js';

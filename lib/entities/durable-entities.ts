@@ -29,6 +29,10 @@ export interface TaskRow {
   progress: unknown | null;
   /** Opaque, kept by observers about the latest execution (telemetry: its trace context). */
   lastExecution: string | null;
+  /** Higher is claimed first within a queue (`SpawnOptions.priority`). */
+  priority: number;
+  /** The key its name's concurrency limit applies per (`SpawnOptions.concurrencyKey`). */
+  concurrencyKey: string | null;
 }
 
 /** A row of `<schema>.runs`: one attempt. */
@@ -54,6 +58,8 @@ export interface RunRow {
   joinAny: boolean | null;
   /** The deadline of that join (`join({ timeoutMs })`). */
   joinDeadline: Date | null;
+  /** The task's priority, copied for the claim's index. */
+  priority: number;
 }
 
 /** A row of `<schema>.checkpoints`. */
@@ -143,6 +149,8 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         parentTaskId: { ...nullable(uuid), name: 'parent_task_id' },
         progress: nullable(json),
         lastExecution: { ...nullable(text), name: 'last_execution' },
+        priority: integer,
+        concurrencyKey: { ...nullable(text), name: 'concurrency_key' },
       },
     }),
     run: new EntitySchema<RunRow>({
@@ -169,6 +177,7 @@ export function createDurableEntities(schema = 'durable'): DurableEntities {
         joinOutstanding: { ...nullable(integer), name: 'join_outstanding' },
         joinAny: { type: 'boolean', nullable: true, name: 'join_any' },
         joinDeadline: { ...nullable(time), name: 'join_deadline' },
+        priority: integer,
       },
     }),
     checkpoint: new EntitySchema<CheckpointRow>({

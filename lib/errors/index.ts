@@ -7,6 +7,7 @@ export * from './event-timeout.error.js';
 export * from './invalid-argument.error.js';
 export * from './non-retryable.error.js';
 export * from './outcome-unknown.error.js';
+export * from './retry-after.error.js';
 export * from './serialization.error.js';
 export * from './task-cancelled.error.js';
 export * from './task-failed.error.js';

@@ -38,12 +38,40 @@ export interface TaskPolicyOptions {
   cancellation?: CancellationPolicy;
 }
 
+/** At most `max` starts in any window of `perMs` milliseconds, across all workers. */
+export interface RateLimit {
+  /** A positive integer. */
+  max: number;
+  /** The window, in milliseconds (positive). */
+  perMs: number;
+}
+
+/** A schedule declared on a task: created or updated at startup under the task's name. */
+export interface TaskSchedule {
+  /** 5 fields (minute first) or 6 (second first), as croner reads them. */
+  cron: string;
+  /** The params of each tick's task. @default null */
+  params?: unknown;
+  /** An IANA zone the cron is read in. @default 'UTC' */
+  timezone?: string;
+}
+
 /** Options of `@DurableTask`. */
 export interface DurableTaskOptions extends TaskPolicyOptions {
   /** The task's name, unique per queue. Stored with every task: renaming orphans old tasks. */
   name: string;
   /** @default the module's `queue` */
   queue?: string;
+  /**
+   * At most this many tasks of this name `running` at once, across all workers and processes
+   * (sleeping tasks do not count); per `concurrencyKey` when a spawn gives one. Enforced at claim
+   * time by the database. A positive integer. @default no limit
+   */
+  concurrency?: number;
+  /** At most `max` starts (claims: first attempts, retries and resumes) per `perMs`. @default no limit */
+  rateLimit?: RateLimit;
+  /** Spawn this task on a cron schedule. @default none */
+  schedule?: TaskSchedule;
 }
 
 /** Options of `DurableClient.spawn`. */
@@ -60,6 +88,13 @@ export interface SpawnOptions extends TaskPolicyOptions {
   runAt?: Date;
   /** Spawn inside the caller's transaction: it commits or rolls back with it. */
   manager?: EntityManager;
+  /**
+   * An integer; among the runnable tasks of a queue, higher is claimed first, equal keep spawn
+   * order. A steady stream of higher-priority work starves lower priorities. @default 0
+   */
+  priority?: number;
+  /** Applies the task's `concurrency` limit per key (e.g. per customer) instead of per name. @default none */
+  concurrencyKey?: string;
 }
 
 export interface SpawnResult {

@@ -6,6 +6,7 @@ import { DURABLE_CONNECTION, DURABLE_RESOLVED_OPTIONS } from '../durable.module-
 import { DurableClient } from '../engine/client/durable-client.js';
 import type { DurableConnection } from '../engine/db/connection.js';
 import type { ResolvedOptions } from '../engine/options.js';
+import { syncDeclarations } from '../engine/flow/declarations.js';
 import { Worker } from '../engine/worker/worker.js';
 import { DurableWorkerMonitor } from '../engine/worker/worker-monitor.js';
 import { closeOnFailure, DurableLifecycle } from './durable.lifecycle.js';
@@ -45,7 +46,8 @@ export class DurableWorkerLifecycle implements OnModuleInit, OnApplicationBootst
     await closeOnFailure(this.connection, () => {
       const { store, notifier } = this.connection;
       this.worker = new Worker(store, this.durable.registry, worker, this.logger, notifier, this.monitor,
-        (task, params, options) => this.client.spawnRow(task, params, options));
+        (task, params, options) => this.client.spawnRow(task, params, options),
+        () => syncDeclarations(store, this.durable.registry, this.client.schedules));
     });
   }
 

@@ -61,7 +61,7 @@ describe.each(['durable', 'durable_sync'])('createDurableEntities(%s) and TypeOR
 
   it('synchronize: true creates the app\'s tables and leaves durable\'s schema as durable made it; durable still works', async () => {
     const before = await dumpSchema(sql, schema);
-    for (const index of ['tasks_idempotency_key', 'runs_claimable']) expect(before).toContain(`INDEX ${index} ON ${schema}.`);
+    for (const index of ['tasks_idempotency_key', 'runs_claim_priority']) expect(before).toContain(`INDEX ${index} ON ${schema}.`);
     for (const key of ['runs_task_id_fkey', 'checkpoints_task_id_fkey', 'waits_run_id_fkey']) expect(before).toContain(`constraint ${key} FOREIGN KEY`);
 
     const dataSource = new DataSource({ type: 'postgres', url: db.url, entities: entities(), synchronize: true });

@@ -618,12 +618,12 @@ describe('schema and queue options', () => {
     );
     expect(tables.rows.map((row) => row.table_schema)).toEqual(tables.rows.map(() => 'durable_custom'));
     expect(tables.rows.map((row) => row.table_name)).toEqual(
-      ['checkpoints', 'durable_migrations', 'events', 'queues', 'runs', 'task_counts', 'tasks', 'test_clock', 'waits', 'watches', 'worker_heartbeats'],
+      ['checkpoints', 'durable_migrations', 'events', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'task_counts', 'tasks', 'test_clock', 'waits', 'watches', 'worker_heartbeats'],
     );
     const schemas = await sql.query(`select nspname from pg_namespace where nspname in ('durable', 'durable_custom')`);
     expect(schemas.rows).toEqual([{ nspname: 'durable_custom' }]);
     const functions = await sql.query<{ n: number }>(
-      `select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      `select count(distinct p.proname)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
        where n.nspname = 'durable_custom' and p.proname in ('spawn_task', 'claim_tasks', 'write_batch')`,
     );
     expect(functions.rows[0].n).toBe(3);

@@ -14,7 +14,7 @@
  * people) may be using at the same time.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +25,16 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-database.
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIXTURES = join(ROOT, 'test', 'packaging', 'fixtures');
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-/** The peer dependencies, and the @types a TypeScript consumer installs beside them. */
-const LINKED = ['@nestjs/common', '@nestjs/core', 'reflect-metadata', 'rxjs', 'typeorm', 'pg', '@types/node', '@types/pg'];
+/**
+ * The peer dependencies, and the @types a TypeScript consumer installs beside them, and the
+ * package's own dependencies (which an install brings along).
+ */
+const LINKED = [
+  '@nestjs/common', '@nestjs/core', 'reflect-metadata', 'rxjs', 'typeorm', 'pg', '@types/node', '@types/pg',
+  ...Object.keys((JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  }).dependencies ?? {}),
+];
 
 /** What the contract says the package root exports (more is fine). */
 const CONTRACT_EXPORTS = [

@@ -11,15 +11,16 @@ const runAt = new Date('2030-01-02T03:04:05.006Z');
 const spawnRow: SpawnRow = {
   queue: 'q"ueue', name: 'send\\email', params: '{"to":"a@b.c","n":[1,2]}', headers: '{"trace":"t1"}', maxAttempts: 5,
   retry: '{"kind":"none"}', cancellation: '{"maxDelayMs":10}', idempotencyKey: 'key-1', delayMs: 250, runAt,
+  priority: -3, concurrencyKey: 'cust"1',
 };
-const bareRow: SpawnRow = { ...spawnRow, cancellation: null, idempotencyKey: null, delayMs: null, runAt: null };
+const bareRow: SpawnRow = { ...spawnRow, cancellation: null, idempotencyKey: null, delayMs: null, runAt: null, priority: 0, concurrencyKey: null };
 
 describe('encodeSpawns', () => {
   it('writes one positional array per spawn, values spliced in as JSON', () => {
     const parsed = JSON.parse(encodeSpawns([spawnRow, bareRow]));
     expect(parsed).toEqual([
-      ['q"ueue', 'send\\email', { to: 'a@b.c', n: [1, 2] }, { trace: 't1' }, 5, { kind: 'none' }, { maxDelayMs: 10 }, 'key-1', 250, '2030-01-02T03:04:05.006Z'],
-      ['q"ueue', 'send\\email', { to: 'a@b.c', n: [1, 2] }, { trace: 't1' }, 5, { kind: 'none' }, null, null, null, null],
+      ['q"ueue', 'send\\email', { to: 'a@b.c', n: [1, 2] }, { trace: 't1' }, 5, { kind: 'none' }, { maxDelayMs: 10 }, 'key-1', 250, '2030-01-02T03:04:05.006Z', -3, 'cust"1'],
+      ['q"ueue', 'send\\email', { to: 'a@b.c', n: [1, 2] }, { trace: 't1' }, 5, { kind: 'none' }, null, null, null, null, 0, null],
     ]);
   });
 
@@ -67,7 +68,7 @@ describe('buildStatements', () => {
 
   // [builder, statement, the values in the order of $1, $2, ...]
   const cases: [string, Statement, unknown[]][] = [
-    ['spawn', sql.spawn(spawnRow), ['q"ueue', 'send\\email', spawnRow.params, spawnRow.headers, 5, spawnRow.retry, spawnRow.cancellation, 'key-1', 250, runAt]],
+    ['spawn', sql.spawn(spawnRow), ['q"ueue', 'send\\email', spawnRow.params, spawnRow.headers, 5, spawnRow.retry, spawnRow.cancellation, 'key-1', 250, runAt, -3, 'cust"1']],
     ['spawnBatch', sql.spawnBatch([spawnRow]), [encodeSpawns([spawnRow])]],
     ['emit', sql.emit('EV_QUEUE', 'EV_NAME', '{"p":1}'), ['EV_QUEUE', 'EV_NAME', '{"p":1}']],
     ['claim', sql.claim({ queues: ['Q1', 'Q2'], workerId: 'W1', limit: 7, leaseMs: 9000, sweep: true }), [['Q1', 'Q2'], 'W1', 7, 9000, true, null]],
@@ -85,7 +86,7 @@ describe('buildStatements', () => {
       ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 'emit:SHIPPED', 'EQ', 'SHIPPED', '{"id":1}', 2, 8000]],
     ['spawnChild', sql.spawnChild(fence, { key: 'spawn:KID', row: spawnRow, attempt: 2, leaseMs: 8000 }),
       ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 'spawn:KID', 'q"ueue', 'send\\email', spawnRow.params, spawnRow.headers, 5, spawnRow.retry,
-        spawnRow.cancellation, 'key-1', 250, runAt, 2, 8000]],
+        spawnRow.cancellation, 'key-1', 250, runAt, 2, 8000, -3, 'cust"1']],
     ['joinTasks', sql.joinTasks(fence, { key: 'joinAll:C1', children: ['C1', 'C2'], any: false, timeoutMs: 5000, attempt: 1, leaseMs: 8000 }),
       ['FENCE_TASK', 'FENCE_RUN', 'FENCE_WORKER', 7, 'joinAll:C1', ['C1', 'C2'], false, 5000, 1, 8000]],
     ['readCheckpoint', sql.readCheckpoint('TASK_X', 'step:CP'), ['TASK_X', 'step:CP']],
@@ -105,6 +106,15 @@ describe('buildStatements', () => {
     ['listQueues', sql.listQueues(), []],
     ['installTestClock', sql.installTestClock(), []],
     ['advanceTestClock', sql.advanceTestClock(31337), [31337]],
+    ['syncFlowLimits', sql.syncFlowLimits([{ queue: 'FQ', name: 'FN', concurrency: 2, rateMax: null, ratePerMs: null }]),
+      [JSON.stringify([{ queue: 'FQ', name: 'FN', concurrency: 2, rate_max: null, rate_per_ms: null }])]],
+    ['upsertSchedule', sql.upsertSchedule({ name: 'SN', cron: '* * * * *', taskName: 'ST', queue: 'SQ', timezone: 'UTC', params: '{"a":1}', nextRunAt: runAt }),
+      ['SN', '* * * * *', 'ST', 'SQ', 'UTC', '{"a":1}', runAt]],
+    ['deleteSchedule', sql.deleteSchedule('SN'), ['SN']],
+    ['dueSchedules', sql.dueSchedules(['SQ'], 100), [['SQ'], 100]],
+    ['nextSchedule', sql.nextSchedule(['SQ']), [['SQ']]],
+    ['fireSchedule', sql.fireSchedule({ name: 'SN', expected: runAt, next: runAt, row: spawnRow }),
+      ['SN', runAt, runAt, 'q"ueue', 'send\\email', spawnRow.params, spawnRow.headers, 5, spawnRow.retry, spawnRow.cancellation, 'key-1']],
   ];
 
   it.each(cases)('%s puts its values in the order of its $n', (_name, statement, values) => {
@@ -124,10 +134,10 @@ describe('buildStatements', () => {
     }
   });
 
-  it('has spawn take 10 values in the order of spawn_task', () => {
+  it('has spawn take 12 values in the order of spawn_task', () => {
     const { text, values } = sql.spawn(spawnRow);
-    expect(text).toContain('"durable".spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10)');
-    expect(values).toHaveLength(10);
+    expect(text).toContain('"durable".spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12)');
+    expect(values).toHaveLength(12);
   });
 
   it('uses the same schema for its NOTIFY channels', () => {

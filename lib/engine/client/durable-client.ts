@@ -5,6 +5,7 @@ import { TaskNotFoundError } from '../../errors/task-not-found.error.js';
 import { TimeoutError } from '../../errors/timeout.error.js';
 import type { DurableModuleOptions } from '../../interfaces/durable-options.interface.js';
 import type { InspectTaskOptions, TaskDetail } from '../../interfaces/task-detail.interface.js';
+import type { ScheduleInfo, ScheduleOptions } from '../../interfaces/schedule.interface.js';
 import type { DurableTaskOptions, EmitOptions, SpawnOptions, SpawnResult } from '../../interfaces/task-options.interface.js';
 import {
   TASK_STATES, type AwaitResultOptions, type CleanupOptions, type ListTasksOptions, type QueueStats, type StatsOptions, type TaskSnapshot,
@@ -21,6 +22,7 @@ import type { Row, Store } from '../db/store.js';
 import { resolveOptions, type ClientSettings } from '../options.js';
 import { requireTaskOptions, type TaskHandlerClass } from '../registry/task-metadata.js';
 import type { SpawnRow } from '../sql/statements.js';
+import { SchedulesClient } from '../schedules/schedules-client.js';
 import { Batcher } from '../support/batcher.js';
 import { toJson } from '../support/json.js';
 import { consoleLogger, type DurableLogger } from '../support/logger.js';
@@ -52,6 +54,8 @@ export class DurableClient {
   private readonly watches: WatchHub;
   private readonly hooks = new SpawnHooks();
   private links: ExecutionLinks | undefined;
+  /** @internal Schedules (client.schedule and the ones `@DurableTask` declares). */
+  readonly schedules: SchedulesClient;
 
   constructor(
     private readonly store: Store,
@@ -60,6 +64,7 @@ export class DurableClient {
     notifier: Notifier | undefined = connection?.notifier,
     logger: DurableLogger = consoleLogger,
   ) {
+    this.schedules = new SchedulesClient(store, settings);
     this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
     this.watches = new WatchHub(store, notifier, logger);
   }
@@ -210,6 +215,20 @@ export class DurableClient {
     if (row.outcome !== 'failed' && row.outcome !== 'cancelled') {
       throw new InvalidArgumentError(`task ${taskId} is ${row.outcome as string}; only failed or cancelled tasks can be retried`);
     }
+  }
+
+  /** Creates or replaces the schedule `name`: each tick of `cron` spawns one `task` (see ScheduleOptions). */
+  schedule(name: string, options: ScheduleOptions): Promise<void> {
+    return this.schedules.schedule(name, options);
+  }
+
+  /** Removes a schedule (a no-op for an unknown name). */
+  unschedule(name: string): Promise<void> {
+    return this.schedules.unschedule(name);
+  }
+
+  listSchedules(): Promise<ScheduleInfo[]> {
+    return this.schedules.listSchedules();
   }
 
   async createQueue(name: string): Promise<void> {

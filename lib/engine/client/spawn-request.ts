@@ -3,7 +3,7 @@ import type { DurableTaskOptions, SpawnOptions } from '../../interfaces/task-opt
 import type { ClientSettings } from '../options.js';
 import type { SpawnRow } from '../sql/statements.js';
 import { toJson } from '../support/json.js';
-import { assertDate, assertDuration, assertName, describe, storableDate } from '../support/validation.js';
+import { assertDate, assertDuration, assertInteger, assertName, describe, storableDate } from '../support/validation.js';
 import { resolvePolicy } from '../registry/task-policy.js';
 
 /**
@@ -23,6 +23,8 @@ export function toSpawnRow(
   }
   if (options.delayMs !== undefined) assertDuration(options.delayMs, 'delayMs');
   if (options.runAt !== undefined) assertDate(options.runAt, 'runAt');
+  if (options.priority !== undefined) assertInteger(options.priority, 'priority');
+  if (options.concurrencyKey !== undefined) assertName(options.concurrencyKey, 'concurrencyKey');
   const max = settings.maxPayloadBytes;
   const rawHeaders = options.headers ?? {};
   if (typeof rawHeaders === 'object' && rawHeaders !== null) {
@@ -45,5 +47,7 @@ export function toSpawnRow(
     idempotencyKey: options.idempotencyKey ?? null,
     delayMs: options.delayMs ?? null,
     runAt: options.runAt ? storableDate(options.runAt) : null,
+    priority: options.priority ?? 0,
+    concurrencyKey: options.concurrencyKey ?? null,
   };
 }

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../../errors/invalid-argument.error.js';
 import type { DurableTaskHandler } from '../../interfaces/task-context.interface.js';
 import type { DurableTaskOptions } from '../../interfaces/task-options.interface.js';
+import { assertFlowOptions } from '../flow/flow-options.js';
 
 /** A handler as found by whoever discovers them (Nest's explorer, or a plain script). */
 export interface TaskRegistration {
@@ -29,6 +30,7 @@ export class HandlerRegistry {
       if (typeof (handler as DurableTaskHandler | undefined)?.run !== 'function') {
         throw new InvalidArgumentError(`${className} is decorated with @DurableTask but has no run(params, ctx) method`);
       }
+      assertFlowOptions(options, className);
       const queue = options.queue ?? defaultQueue;
       const twin = this.tasks.find((task) => task.options.name === options.name && task.queue === queue);
       if (twin) {
@@ -47,6 +49,11 @@ export class HandlerRegistry {
   /** The `@DurableTask` options of every handler, for spawns by name. */
   definitions(): DurableTaskOptions[] {
     return this.tasks.map((task) => task.options);
+  }
+
+  /** Each handler's options and queue (for the limits and schedules it declares). */
+  registered(): { options: DurableTaskOptions; queue: string }[] {
+    return this.tasks.map(({ options, queue }) => ({ options, queue }));
   }
 
   /** Warnings for handlers whose queue the given queues leave out: nothing would run them here. */

@@ -4,13 +4,13 @@ import type { SpawnRow, WorkerWrite } from './statement-types.js';
 // argument. Values are JSON text already, so they are spliced in as they are instead of being
 // parsed and written again.
 
-/** `[[queue, name, params, headers, max_attempts, retry, cancellation, key, delay_ms, run_at], ...]` */
+/** `[[queue, name, params, headers, max_attempts, retry, cancellation, key, delay_ms, run_at, priority, concurrency_key], ...]` */
 export function encodeSpawns(spawns: SpawnRow[]): string {
   return `[${spawns
     .map((r) =>
       `[${JSON.stringify(r.queue)},${JSON.stringify(r.name)},${r.params},${r.headers},${r.maxAttempts},${r.retry},` +
       `${r.cancellation ?? 'null'},${JSON.stringify(r.idempotencyKey)},${r.delayMs ?? 'null'},` +
-      `${r.runAt ? JSON.stringify(r.runAt.toISOString()) : 'null'}]`,
+      `${r.runAt ? JSON.stringify(r.runAt.toISOString()) : 'null'},${r.priority},${JSON.stringify(r.concurrencyKey)}]`,
     )
     .join(',')}]`;
 }

@@ -20,6 +20,26 @@ create table durable.events (
   constraint events_pkey PRIMARY KEY (queue, name)
 );
 
+create table durable.flow_limits (
+  queue text not null,
+  name text not null,
+  concurrency integer,
+  rate_max integer,
+  rate_per_ms double precision,
+  updated_at timestamp with time zone not null,
+  constraint flow_limits_concurrency_check CHECK ((concurrency >= 1)),
+  constraint flow_limits_pkey PRIMARY KEY (queue, name),
+  constraint flow_limits_rate_max_check CHECK ((rate_max >= 1)),
+  constraint flow_limits_rate_per_ms_check CHECK ((rate_per_ms > (0)::double precision))
+);
+
+create table durable.flow_starts (
+  queue text not null,
+  name text not null,
+  started_at timestamp with time zone not null
+);
+CREATE INDEX flow_starts_window ON durable.flow_starts USING btree (queue, name, started_at);
+
 create table durable.queues (
   name text not null,
   created_at timestamp with time zone not null,
@@ -45,13 +65,28 @@ create table durable.runs (
   join_outstanding integer,
   join_any boolean,
   join_deadline timestamp with time zone,
+  priority integer not null default 0,
   constraint runs_pkey PRIMARY KEY (id),
   constraint runs_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
   constraint runs_task_id_attempt_key UNIQUE (task_id, attempt),
   constraint runs_task_id_fkey FOREIGN KEY (task_id) REFERENCES durable.tasks(id) ON DELETE CASCADE
 ) with (fillfactor=80);
-CREATE INDEX runs_claimable ON durable.runs USING btree (queue, available_at, id) WHERE (state = ANY (ARRAY['pending'::text, 'sleeping'::text]));
+CREATE INDEX runs_claim_priority ON durable.runs USING btree (queue, priority DESC, available_at, id) WHERE (state = ANY (ARRAY['pending'::text, 'sleeping'::text]));
 CREATE INDEX runs_running ON durable.runs USING btree (queue) WHERE (state = 'running'::text);
+
+create table durable.schedules (
+  name text not null,
+  cron text not null,
+  task_name text not null,
+  queue text not null,
+  timezone text not null,
+  params json not null,
+  next_run_at timestamp with time zone not null,
+  created_at timestamp with time zone not null,
+  updated_at timestamp with time zone not null,
+  constraint schedules_pkey PRIMARY KEY (name)
+);
+CREATE INDEX schedules_due ON durable.schedules USING btree (queue, next_run_at);
 
 create table durable.task_counts (
   queue text not null,
@@ -80,6 +115,8 @@ create table durable.tasks (
   first_started_at timestamp with time zone,
   finished_at timestamp with time zone,
   parent_task_id uuid,
+  priority integer not null default 0,
+  concurrency_key text,
   progress json,
   last_execution text,
   constraint tasks_max_attempts_check CHECK ((max_attempts >= 1)),
@@ -296,6 +333,79 @@ begin
   perform pg_notify('durable_wakeup', v_queue);
 end $function$;
 
+CREATE OR REPLACE FUNCTION durable._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer, p_worker text, p_now timestamp with time zone, p_lease_until timestamp with time zone)
+ RETURNS TABLE(run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text, name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamp with time zone, next_due_at timestamp with time zone)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if p_ids is null then
+    return query 
+  with candidates as (
+    select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
+      t.queue, t.name, t.params, t.headers
+    from "durable".runs r join "durable".tasks t on t.id = r.task_id
+    where r.queue = p_queue and r.priority = p_priority and r.state in ('pending', 'sleeping')
+      and r.available_at <= p_now and t.state in ('pending', 'sleeping')
+    order by r.available_at, r.id
+    limit p_limit
+    for update of r, t skip locked
+  ), claimed_runs as (
+    update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = c.epoch,
+      lease_expires_at = p_lease_until, started_at = coalesce(r.started_at, p_now), wake_event = null
+    from candidates c where r.id = c.run_id
+  ), claimed_tasks as (
+    update "durable".tasks t set state = 'running', updated_at = p_now,
+      first_started_at = coalesce(t.first_started_at, p_now),
+      cancel_at = case
+        when t.first_started_at is not null then t.cancel_at
+        when t.cancellation is null then null
+        else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
+    from candidates c where t.id = c.task_id
+  )
+  -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
+  select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
+    cps.list, cps.bytes, p_now, null::timestamptz
+  from candidates c,
+    -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined. Their
+    -- bytes: the worker refuses a step that would take them over maxCheckpointBytesPerTask.
+    lateral (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json) as list,
+        coalesce(sum(octet_length(cp.value::text)), 0)::bigint as bytes
+      from "durable".checkpoints cp where cp.task_id = c.task_id) cps;
+  else
+    -- By id (the primary key), not by a scan of the level: the caller may have read past a held backlog.
+    return query 
+  with candidates as (
+    select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
+      t.queue, t.name, t.params, t.headers
+    from "durable".runs r join "durable".tasks t on t.id = r.task_id
+    where r.id = any(p_ids) and r.state in ('pending', 'sleeping') and t.state in ('pending', 'sleeping')
+    for update of r, t
+  ), claimed_runs as (
+    update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = c.epoch,
+      lease_expires_at = p_lease_until, started_at = coalesce(r.started_at, p_now), wake_event = null
+    from candidates c where r.id = c.run_id
+  ), claimed_tasks as (
+    update "durable".tasks t set state = 'running', updated_at = p_now,
+      first_started_at = coalesce(t.first_started_at, p_now),
+      cancel_at = case
+        when t.first_started_at is not null then t.cancel_at
+        when t.cancellation is null then null
+        else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
+    from candidates c where t.id = c.task_id
+  )
+  -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
+  select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
+    cps.list, cps.bytes, p_now, null::timestamptz
+  from candidates c,
+    -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined. Their
+    -- bytes: the worker refuses a step that would take them over maxCheckpointBytesPerTask.
+    lateral (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json) as list,
+        coalesce(sum(octet_length(cp.value::text)), 0)::bigint as bytes
+      from "durable".checkpoints cp where cp.task_id = c.task_id) cps;
+  end if;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable._ending_key(p_child uuid)
  RETURNS bigint
  LANGUAGE sql
@@ -340,6 +450,15 @@ begin
     else 0
   end;
   v_at := p_now + "durable"._ms(coalesce(v_delay_ms, 0));
+  if "durable"._num(p_error->'retryAfterMs') is not null then
+    v_at := p_now + "durable"._ms("durable"._num(p_error->'retryAfterMs'));
+  end if;
+  if jsonb_typeof(p_error->'retryAt') = 'string' then
+    begin
+      v_at := greatest(p_now, (p_error->>'retryAt')::timestamptz);
+    exception when others then null;
+    end;
+  end if;
 
   v_max_duration := "durable"._num(v_task.cancellation->'maxDurationMs');
   if v_task.first_started_at is not null and v_max_duration is not null
@@ -351,8 +470,8 @@ begin
   end if;
 
   v_run := gen_random_uuid();
-  insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at)
-  values (v_run, p_task, v_task.queue, v_attempt + 1, 'pending', v_at, p_now);
+  insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at, priority)
+  values (v_run, p_task, v_task.queue, v_attempt + 1, 'pending', v_at, p_now, v_task.priority);
   update "durable".tasks set state = 'pending', attempts = v_attempt + 1, run_id = v_run,
     error = p_error, updated_at = p_now
   where id = p_task;
@@ -386,6 +505,15 @@ AS $function$
     when p_run_state = 'running' and p_run_worker = p_worker and p_run_epoch = p_epoch
       and p_lease_expires_at > p_now then 'ok'
     else 'lost' end
+$function$;
+
+CREATE OR REPLACE FUNCTION durable._flow_lock(p_kind text, p_queue text, p_group text)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select hashtextextended('durable:' || p_kind || ':' || length(p_queue)::text || ':' || p_queue || p_group, 0)
 $function$;
 
 CREATE OR REPLACE FUNCTION durable._give_way(p_polls integer, p_holder_waits boolean)
@@ -463,6 +591,16 @@ AS $function$
   update "durable".runs set lease_expires_at = p_now + "durable"._ms(p_lease_ms) where id = p_run
 $function$;
 
+CREATE OR REPLACE FUNCTION durable._run_priority()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  new.priority := coalesce((select t.priority from "durable".tasks t where t.id = new.task_id), 0);
+  return new;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
  RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE plpgsql
@@ -492,6 +630,39 @@ begin
 
   insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at)
   values (v_run, v_task, p_queue, 1, 'pending', v_available, v_now);
+  if v_available <= v_now then perform pg_notify('durable_wakeup', p_queue); end if;
+  return query select v_task, v_run, 1, true;
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_priority integer, p_concurrency_key text)
+ RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_task uuid := gen_random_uuid();
+  v_run uuid := gen_random_uuid();
+  v_available timestamptz;
+  v_inserted uuid;
+begin
+  v_available := greatest(v_now, coalesce(p_run_at, v_now + "durable"._ms(coalesce(p_delay_ms, 0))));
+  insert into "durable".tasks (id, queue, name, params, headers, state, attempts, max_attempts, retry,
+    cancellation, idempotency_key, run_id, cancel_at, created_at, updated_at, priority, concurrency_key)
+  values (v_task, p_queue, p_name, p_params, p_headers, 'pending', 1, p_max_attempts, p_retry,
+    p_cancellation, p_idempotency_key, v_run,
+    v_now + "durable"._ms((p_cancellation->>'maxDelayMs')::double precision),
+    v_now, v_now, coalesce(p_priority, 0), p_concurrency_key)
+  on conflict (queue, idempotency_key) where idempotency_key is not null do nothing
+  returning id into v_inserted;
+
+  if v_inserted is null then
+    return query select * from "durable"._spawned_with_key(p_queue, p_idempotency_key);
+    return;
+  end if;
+
+  insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at, priority)
+  values (v_run, v_task, p_queue, 1, 'pending', v_available, v_now, coalesce(p_priority, 0));
   if v_available <= v_now then perform pg_notify('durable_wakeup', p_queue); end if;
   return query select v_task, v_run, 1, true;
 end $function$;
@@ -710,8 +881,28 @@ declare
   v_quota integer;
   v_full text[] := '{}';
   v_count integer;
+  v_got integer;
   v_next timestamptz;
   v_lease_until timestamptz := v_now + "durable"._ms(p_lease_ms);
+  v_prio integer;
+  v_limited boolean;
+  v_limited_queues text[] := '{}';
+  -- Limited path: per group, the room left ({group: n}); groups full or decided by another claim.
+  v_room jsonb := '{}';
+  v_blocked text[] := '{}';
+  v_rate_room jsonb := '{}';
+  v_rate_blocked text[] := '{}';
+  v_take uuid[];
+  v_after_at timestamptz;
+  v_after_id uuid;
+  v_passes integer;
+  v_lim integer;
+  v_rated text[];
+  v_pass integer;
+  v_group text;
+  v_left integer;
+  v_at timestamptz;
+  v_want integer;
 begin
   -- The sweeps are skipped when the caller swept a moment ago (they are not urgent).
   for v_k in 0 .. case when p_sweep then v_n - 1 else -1 end loop
@@ -773,47 +964,129 @@ begin
       continue when not (v_queue = any(v_full));
       v_quota := p_limit - v_claimed;
     end if;
-    return query
-    with candidates as (
-      select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
-        t.queue, t.name, t.params, t.headers
-      from "durable".runs r join "durable".tasks t on t.id = r.task_id
-      where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.available_at <= v_now
-        and t.state in ('pending', 'sleeping')
-      order by r.available_at, r.id
-      limit v_quota
-      for update of r, t skip locked
-    ), claimed_runs as (
-      update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = c.epoch,
-        lease_expires_at = v_lease_until, started_at = coalesce(r.started_at, v_now), wake_event = null
-      from candidates c where r.id = c.run_id
-    ), claimed_tasks as (
-      update "durable".tasks t set state = 'running', updated_at = v_now,
-        first_started_at = coalesce(t.first_started_at, v_now),
-        cancel_at = case
-          when t.first_started_at is not null then t.cancel_at
-          when t.cancellation is null then null
-          else v_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
-      from candidates c where t.id = c.task_id
-    )
-    -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
-    select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
-      cps.list, cps.bytes, v_now, null::timestamptz
-    from candidates c,
-      -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined. Their
-      -- bytes: the worker refuses a step that would take them over maxCheckpointBytesPerTask.
-      lateral (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json) as list,
-          coalesce(sum(octet_length(cp.value::text)), 0)::bigint as bytes
-        from "durable".checkpoints cp where cp.task_id = c.task_id) cps;
-    get diagnostics v_count = row_count;
-    v_claimed := v_claimed + v_count;
-    if v_k < v_n and v_count >= v_quota then v_full := v_full || v_queue; end if;
+    v_limited := exists (select 1 from "durable".flow_limits l where l.queue = v_queue);
+    if v_limited and not (v_queue = any(v_limited_queues)) then v_limited_queues := v_limited_queues || v_queue; end if;
+    v_got := 0;
+    v_prio := (select max(r.priority) from "durable".runs r where r.queue = v_queue and r.state in ('pending', 'sleeping'));
+    while v_prio is not null and v_got < v_quota loop
+      if not v_limited then
+        return query select * from "durable"._claim_runs(v_queue, v_prio, null, v_quota - v_got, p_worker, v_now, v_lease_until);
+        get diagnostics v_count = row_count;
+        v_got := v_got + v_count;
+      else
+        v_after_at := '-infinity';
+        v_after_id := '00000000-0000-0000-0000-000000000000';
+        v_passes := 0;
+        loop
+          v_want := v_quota - v_got;
+          exit when v_want <= 0;
+          -- Each pass reads on from where the last stopped, more rows each time.
+          v_lim := v_want + 16 * (1 << least(v_passes, 12));
+          v_passes := v_passes + 1;
+          v_take := '{}';
+          v_rated := '{}';
+          v_pass := 0;
+          for v_row in
+            select r.id, r.available_at, t.name, t.concurrency_key, l.concurrency, l.rate_max, l.rate_per_ms
+            from "durable".runs r join "durable".tasks t on t.id = r.task_id
+              left join "durable".flow_limits l on l.queue = r.queue and l.name = t.name
+            where r.queue = v_queue and r.priority = v_prio and r.state in ('pending', 'sleeping')
+              and r.available_at <= v_now and (r.available_at, r.id) > (v_after_at, v_after_id)
+              and t.state in ('pending', 'sleeping')
+              and not (t.name = any(v_rate_blocked))
+              and not (json_build_array(t.name, t.concurrency_key)::text = any(v_blocked))
+            order by r.available_at, r.id
+            limit v_lim
+            for update of r, t skip locked
+          loop
+            v_pass := v_pass + 1;
+            v_after_at := v_row.available_at;
+            v_after_id := v_row.id;
+            continue when v_want <= 0;
+            if v_row.rate_max is not null then
+              continue when v_row.name = any(v_rate_blocked);
+              if not v_rate_room ? v_row.name then
+                if not pg_try_advisory_xact_lock("durable"._flow_lock('rate', v_queue, v_row.name)) then
+                  v_rate_blocked := v_rate_blocked || v_row.name;
+                  v_next := least(v_next, v_now + interval '5 milliseconds');
+                  continue;
+                end if;
+                delete from "durable".flow_starts fs where fs.queue = v_queue and fs.name = v_row.name
+                  and fs.started_at <= v_now - "durable"._ms(v_row.rate_per_ms);
+                select count(*) into v_left from "durable".flow_starts fs where fs.queue = v_queue and fs.name = v_row.name;
+                v_rate_room := v_rate_room || jsonb_build_object(v_row.name, v_row.rate_max - v_left);
+              end if;
+              v_left := (v_rate_room->>v_row.name)::integer;
+              if v_left <= 0 then
+                -- Opens when enough of the window's starts have aged out for one more (-v_left
+                -- of them, and the oldest after those; this claim's own starts are the newest).
+                select fs.started_at into v_at from "durable".flow_starts fs
+                where fs.queue = v_queue and fs.name = v_row.name
+                order by fs.started_at offset -v_left limit 1;
+                v_next := least(v_next, coalesce(v_at, v_now) + "durable"._ms(v_row.rate_per_ms));
+                v_rate_blocked := v_rate_blocked || v_row.name;
+                continue;
+              end if;
+            end if;
+            if v_row.concurrency is not null then
+              v_group := json_build_array(v_row.name, v_row.concurrency_key)::text;
+              continue when v_group = any(v_blocked);
+              if not v_room ? v_group then
+                if not pg_try_advisory_xact_lock("durable"._flow_lock('concurrency', v_queue, v_group)) then
+                  v_blocked := v_blocked || v_group;
+                  v_next := least(v_next, v_now + interval '5 milliseconds');
+                  continue;
+                end if;
+                select count(*) into v_left from "durable".runs r2 join "durable".tasks t2 on t2.id = r2.task_id
+                where r2.queue = v_queue and r2.state = 'running' and r2.lease_expires_at > v_now
+                  and t2.name = v_row.name and t2.concurrency_key is not distinct from v_row.concurrency_key;
+                v_room := v_room || jsonb_build_object(v_group, v_row.concurrency - v_left);
+              end if;
+              if (v_room->>v_group)::integer <= 0 then
+                select min(r2.lease_expires_at) into v_at from "durable".runs r2 join "durable".tasks t2 on t2.id = r2.task_id
+                where r2.queue = v_queue and r2.state = 'running' and r2.lease_expires_at > v_now
+                  and t2.name = v_row.name and t2.concurrency_key is not distinct from v_row.concurrency_key;
+                v_next := least(v_next, v_at);
+                v_blocked := v_blocked || v_group;
+                continue;
+              end if;
+              v_room := jsonb_set(v_room, array[v_group], to_jsonb((v_room->>v_group)::integer - 1));
+            end if;
+            if v_row.rate_max is not null then
+              v_rate_room := jsonb_set(v_rate_room, array[v_row.name], to_jsonb((v_rate_room->>v_row.name)::integer - 1));
+              v_rated := v_rated || v_row.name;
+            end if;
+            v_take := v_take || v_row.id;
+            v_want := v_want - 1;
+          end loop;
+          if cardinality(v_take) > 0 then
+            insert into "durable".flow_starts (queue, name, started_at) select v_queue, n, v_now from unnest(v_rated) n;
+            return query select * from "durable"._claim_runs(v_queue, v_prio, v_take, cardinality(v_take), p_worker, v_now, v_lease_until);
+            get diagnostics v_count = row_count;
+            v_got := v_got + v_count;
+          end if;
+          exit when v_pass < v_lim;
+        end loop;
+      end if;
+      v_prio := (select max(r.priority) from "durable".runs r
+        where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.priority < v_prio);
+    end loop;
+    v_claimed := v_claimed + v_got;
+    if v_k < v_n and v_got >= v_quota then v_full := v_full || v_queue; end if;
   end loop;
 
   if v_claimed < p_limit then
     foreach v_queue in array p_queues loop
-      v_next := least(v_next, (select min(r.available_at) from "durable".runs r
-        where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.available_at < 'infinity'));
+      v_prio := (select max(r.priority) from "durable".runs r where r.queue = v_queue and r.state in ('pending', 'sleeping'));
+      while v_prio is not null loop
+        -- A limited queue's due runs that were not taken are held (accounted above) or locked.
+        v_next := least(v_next, (select r.available_at from "durable".runs r
+          where r.queue = v_queue and r.priority = v_prio and r.state in ('pending', 'sleeping')
+            and r.available_at < 'infinity' and (not (v_queue = any(v_limited_queues)) or r.available_at > v_now)
+          order by r.available_at limit 1));
+        v_prio := (select max(r.priority) from "durable".runs r
+          where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.priority < v_prio);
+      end loop;
     end loop;
     return query select null::uuid, null::uuid, null::integer, null::integer, null::boolean, null::text, null::text,
       null::json, null::json, null::json, null::bigint, v_now, v_next;
@@ -916,6 +1189,24 @@ begin
   if v_fence <> 'ok' then return v_fence; end if;
   perform "durable"._fail(p_task, p_run, p_error, p_final, v_now);
   return 'ok';
+end $function$;
+
+CREATE OR REPLACE FUNCTION durable.fire_schedule(p_name text, p_expected timestamp with time zone, p_next timestamp with time zone, p_queue text, p_task_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_key text)
+ RETURNS TABLE(outcome text, task_id uuid, created boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_task uuid;
+  v_created boolean;
+begin
+  perform 1 from "durable".schedules sc where sc.name = p_name and sc.next_run_at = p_expected for update skip locked;
+  if not found then return query select 'skipped'::text, null::uuid, null::boolean; return; end if;
+  select st.task_id, st.created into v_task, v_created
+  from "durable".spawn_task(p_queue, p_task_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_key, null, null, 0, null::text) st;
+  update "durable".schedules set next_run_at = p_next, updated_at = "durable".now() where name = p_name;
+  return query select 'fired'::text, v_task, v_created;
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.heartbeat(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_lease_ms double precision)
@@ -1176,7 +1467,8 @@ begin
     end if;
     return query select v.n, x.task_id, x.run_id, x.attempt, x.created, 'ok'::text
       from "durable"._spawn_insert(v.queue, v.sp->>1, v.sp->2, v.sp->3, (v.sp->>4)::integer, (v.sp->5)::jsonb,
-        (v.sp->6)::jsonb, v_key, (v.sp->>8)::double precision, (v.sp->>9)::timestamptz) x;
+        (v.sp->6)::jsonb, v_key, (v.sp->>8)::double precision, (v.sp->>9)::timestamptz,
+        coalesce((v.sp->>10)::integer, 0), v.sp->>11) x;
   end loop;
 end $function$;
 
@@ -1205,7 +1497,41 @@ begin
   return query select 'checkpoint'::text, v_value;
 end $function$;
 
+CREATE OR REPLACE FUNCTION durable.spawn_child(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_step text, p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_attempt integer, p_lease_ms double precision, p_priority integer, p_concurrency_key text)
+ RETURNS TABLE(outcome text, value json)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_now timestamptz := "durable".now();
+  v_fence text := "durable"._fence(p_task, p_run, p_worker, p_epoch, v_now);
+  v_value json;
+  v_child uuid;
+  v_created boolean;
+begin
+  if v_fence <> 'ok' then return query select v_fence, null::json; return; end if;
+  select cp.value into v_value from "durable".checkpoints cp where cp.task_id = p_task and cp.name = p_step;
+  if found then return query select 'checkpoint'::text, v_value; return; end if;
+  select st.task_id, st.created into v_child, v_created
+  from "durable".spawn_task(p_queue, p_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_idempotency_key, p_delay_ms, p_run_at, p_priority, p_concurrency_key) st;
+  if v_created then update "durable".tasks set parent_task_id = p_task where id = v_child; end if;
+  v_value := json_build_object('taskId', v_child, 'taskName', p_name, 'queue', p_queue);
+  perform "durable"._checkpoint(p_task, p_step, v_value, p_attempt, v_now);
+  perform "durable"._renew_lease(p_run, v_now, p_lease_ms);
+  return query select 'checkpoint'::text, v_value;
+end $function$;
+
 CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone)
+ RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select * from "durable".spawn_task(p_queue, p_name, p_params, p_headers, p_max_attempts, p_retry, p_cancellation,
+    p_idempotency_key, p_delay_ms, p_run_at, 0, null::text)
+$function$;
+
+CREATE OR REPLACE FUNCTION durable.spawn_task(p_queue text, p_name text, p_params json, p_headers json, p_max_attempts integer, p_retry jsonb, p_cancellation jsonb, p_idempotency_key text, p_delay_ms double precision, p_run_at timestamp with time zone, p_priority integer, p_concurrency_key text)
  RETURNS TABLE(task_id uuid, run_id uuid, attempt integer, created boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1218,7 +1544,7 @@ begin
   end if;
   insert into "durable".queues (name, created_at) values (p_queue, "durable".now()) on conflict do nothing;
   return query select * from "durable"._spawn_insert(p_queue, p_name, p_params, p_headers, p_max_attempts,
-    p_retry, p_cancellation, p_idempotency_key, p_delay_ms, p_run_at);
+    p_retry, p_cancellation, p_idempotency_key, p_delay_ms, p_run_at, p_priority, p_concurrency_key);
 end $function$;
 
 CREATE OR REPLACE FUNCTION durable.stats_compact()

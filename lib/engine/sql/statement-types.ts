@@ -18,6 +18,10 @@ export interface SpawnRow {
   idempotencyKey: string | null;
   delayMs: number | null;
   runAt: Date | null;
+  /** Higher is claimed first within a queue (default 0). */
+  priority: number;
+  /** Splits the task's concurrency limit by key (null: one limit for the name). */
+  concurrencyKey: string | null;
 }
 
 /** Who writes for a run: every worker write is fenced on these. */

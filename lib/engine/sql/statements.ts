@@ -1,6 +1,7 @@
 import { encodeSpawns, encodeWrites } from './batch-json.js';
 import type { ClaimArgs, ListTasksArgs, RunFence, SpawnRow, Statement, WorkerWrite } from './statement-types.js';
 import { channelsOf } from './channels.js';
+import { flowStatements } from './flow-statements.js';
 import { quoteSchema } from './schema-name.js';
 
 export type * from './statement-types.js';
@@ -50,10 +51,13 @@ export function buildStatements(schema: string) {
     ${rest}`;
   return {
     channels: channelsOf(schema),
+    // Flow limits and schedules (issue 15).
+    ...flowStatements(s, q),
 
     // Producers.
-    spawn: (r: SpawnRow) => q(`select * from ${s}.spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10)`, [
+    spawn: (r: SpawnRow) => q(`select * from ${s}.spawn_task($1, $2, $3::json, $4::json, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12)`, [
       r.queue, r.name, r.params, r.headers, r.maxAttempts, r.retry, r.cancellation, r.idempotencyKey, r.delayMs, r.runAt,
+      r.priority, r.concurrencyKey,
     ]),
     /** Never waits for another transaction: a row per spawn, `outcome` 'ok', 'contended' or 'deferred'. */
     spawnBatch: (rows: SpawnRow[]) => q(`select * from ${s}.spawn_batch_nowait($1::json)`, [encodeSpawns(rows)]),
@@ -88,9 +92,10 @@ export function buildStatements(schema: string) {
       ]),
     /** ctx.spawn: the child and the parent's checkpoint of its handle (outcome 'checkpoint' and the handle, or the fence's). */
     spawnChild: (f: RunFence, a: { key: string; row: SpawnRow; attempt: number; leaseMs: number }) =>
-      q(`select * from ${s}.spawn_child($1, $2, $3, $4, $5, $6, $7, $8::json, $9::json, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17)`, [
+      q(`select * from ${s}.spawn_child($1, $2, $3, $4, $5, $6, $7, $8::json, $9::json, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18, $19)`, [
         f.taskId, f.runId, f.workerId, f.epoch, a.key, a.row.queue, a.row.name, a.row.params, a.row.headers, a.row.maxAttempts,
         a.row.retry, a.row.cancellation, a.row.idempotencyKey, a.row.delayMs, a.row.runAt, a.attempt, a.leaseMs,
+        a.row.priority, a.row.concurrencyKey,
       ]),
     /** ctx.join*: outcome 'checkpoint' (the join's outcome), 'suspended', 'not_child' (the id) or the fence's. */
     joinTasks: (f: RunFence, a: { key: string; children: string[]; any: boolean; timeoutMs: number | null; attempt: number; leaseMs: number }) =>

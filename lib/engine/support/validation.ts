@@ -42,6 +42,14 @@ export function assertPositiveInteger(value: unknown, what: string): asserts val
   }
 }
 
+const MIN_INT32 = -(2 ** 31);
+
+export function assertInteger(value: unknown, what: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_INT32 || value > MAX_INT32) {
+    throw new InvalidArgumentError(`${what} must be an integer from ${MIN_INT32} to ${MAX_INT32}, got ${describe(value)}`);
+  }
+}
+
 /** Any date before 1970 is as past as 1970, and Postgres cannot store JS's earliest dates. */
 export function storableDate(date: Date): Date {
   return date.getTime() < 0 ? new Date(0) : date;

@@ -1,5 +1,6 @@
 import { EventTimeoutError } from '../../errors/event-timeout.error.js';
 import { NonRetryableError } from '../../errors/non-retryable.error.js';
+import { RetryAfterError } from '../../errors/retry-after.error.js';
 import { SerializationError } from '../../errors/serialization.error.js';
 import type { DurableTaskHandler } from '../../interfaces/task-context.interface.js';
 import type { SpawnResolver } from '../context/claimed-run.js';
@@ -127,7 +128,7 @@ export class RunExecutor {
   ): Promise<string | undefined> {
     const fail = async (error: unknown) => {
       await ctx.flushProgress();
-      const statement = this.store.sql.fail(fenceOf(run, this.settings.workerId), JSON.stringify(describeError(error)), isFinal(error));
+      const statement = this.store.sql.fail(fenceOf(run, this.settings.workerId), JSON.stringify(withRetryAfter(describeError(error), error)), isFinal(error));
       const outcome = (await this.store.one(statement)).outcome as string;
       if (outcome === 'ok') {
         ctx.failed = true;
@@ -197,4 +198,10 @@ function fenceOf(run: ClaimedRun, workerId: string): RunFence {
 
 function isFinal(error: unknown): boolean {
   return error instanceof NonRetryableError || error instanceof EventTimeoutError || error instanceof SerializationError;
+}
+
+/** A RetryAfterError's time goes with the recorded error: `_fail` starts the next attempt no earlier. */
+function withRetryAfter(described: object, error: unknown): object {
+  if (!(error instanceof RetryAfterError)) return described;
+  return error.retryAt ? { ...described, retryAt: error.retryAt.toISOString() } : { ...described, retryAfterMs: error.retryAfterMs };
 }

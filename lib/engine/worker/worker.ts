@@ -4,6 +4,7 @@ import { isConnectionError, redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import type { WorkerSettings } from '../options.js';
 import type { HandlerRegistry } from '../registry/handler-registry.js';
+import { ScheduleTicker } from '../schedules/schedule-ticker.js';
 import type { DurableLogger } from '../support/logger.js';
 import { timerMs, Wakeable } from '../support/wakeable.js';
 import { RunExecutor, toClaimedRun } from './run-executor.js';
@@ -34,6 +35,8 @@ export class Worker {
   private lastError: WorkerStatus['lastError'];
   private beatAt = 0;
   private beatFailed = false;
+  /** Fires the schedules of the polled queues (needs the client's spawn resolution). */
+  private readonly ticker: ScheduleTicker | undefined;
 
   constructor(
     private readonly store: Store,
@@ -43,10 +46,15 @@ export class Worker {
     private readonly notifier?: Notifier,
     monitor?: DurableWorkerMonitor,
     spawnRow?: SpawnResolver,
+    /** Writes what the handlers declare (limits, schedules) before the first claim; retried like a claim. */
+    private declare?: () => Promise<void>,
   ) {
     for (const warning of registry.unpolled(settings.queues)) logger.warn(warning);
     this.executor = new RunExecutor(store, registry, settings, logger, monitor, spawnRow);
     monitor?.attach(() => this.status());
+    if (spawnRow) {
+      this.ticker = new ScheduleTicker(store, settings.queues, spawnRow, logger, Math.min(5000, settings.pollIntervalMs * 5));
+    }
   }
 
   start(): void {
@@ -60,6 +68,7 @@ export class Worker {
       }
     });
     this.loop = this.run();
+    if (!this.declare) this.ticker?.start();
   }
 
   /**
@@ -72,7 +81,7 @@ export class Worker {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     this.wakeable.wake();
-    await this.loop;
+    await Promise.all([this.loop, this.ticker?.stop()]);
     // Not while the database is in trouble (the stop must not wait for it): the beat expires then.
     if (this.beatAt > 0 && !this.beatFailed && !this.lastError) {
       await this.store.query(this.store.sql.workerGone(this.settings.workerId, this.settings.queues)).catch(() => undefined);
@@ -112,6 +121,19 @@ export class Worker {
 
   private async run(): Promise<void> {
     let backoffMs = 0;
+    while (this.declare && this.state === 'running') {
+      try {
+        await this.declare();
+        this.declare = undefined;
+        this.ticker?.start();
+      } catch (error) {
+        backoffMs = Math.min(Math.max(backoffMs * 2, 100), 10_000);
+        this.lastError = { message: redact((error as Error).message), at: new Date() };
+        this.logger.error(`writing the declared limits and schedules failed, retrying in ${backoffMs} ms: ${this.lastError.message}`);
+        await this.wakeable.wait(backoffMs);
+      }
+    }
+    backoffMs = 0;
     while (this.state === 'running') {
       if (Date.now() - this.beatAt >= BEAT_EVERY_MS) await this.beat();
       let waitMs = this.settings.pollIntervalMs;

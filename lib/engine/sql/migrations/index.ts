@@ -7,6 +7,7 @@ import { DurableExecutionFencing1764000000004 } from './0004-execution-fencing.j
 import { DurableSpawnIsolation1764000000005 } from './0005-spawn-isolation.js';
 import { DurableChildTasks1764000000006 } from './0006-child-tasks.js';
 import { DurableCancelLockOrder1764000000007 } from './0007-cancel-lock-order.js';
+import { DurableFlowControl1764000000008 } from './0008-flow-control.js';
 import { DurableProgressAndWatching1764000000009 } from './0009-progress-and-watching.js';
 import { DurableWorkerHeartbeats1764000000010 } from './0010-worker-heartbeats.js';
 
@@ -30,6 +31,7 @@ export const durableMigrations = [
   DurableSpawnIsolation1764000000005,
   DurableChildTasks1764000000006,
   DurableCancelLockOrder1764000000007,
+  DurableFlowControl1764000000008,
   DurableProgressAndWatching1764000000009,
   DurableWorkerHeartbeats1764000000010,
 ];
