@@ -264,22 +264,38 @@ describe('the nestjs-durable CLI (built binary)', () => {
     expect(result.stderr).toContain('The schema "elsewhere" has no durable tables, or older ones: run `nestjs-durable migrate`');
   });
 
-  it('queues stats and schedules list answer, or say they are not available in this version (exit 1)', async () => {
-    // Both read DurableClient methods that come with stats and schedules (contract Part 2).
+  it('queues stats prints the counts per queue and state, as a table and as JSON', async () => {
     const stats = await cli('--json', 'queues', 'stats');
-    if (stats.code === 1) {
-      expect(stats).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^nestjs-durable: `queues stats` is not available in this version/) });
-    } else {
-      expect({ code: stats.code, stderr: stats.stderr }).toEqual({ code: 0, stderr: '' });
-      expect((JSON.parse(stats.stdout) as { queue: string }[]).map((row) => row.queue)).toEqual(expect.arrayContaining(['default', 'parked']));
-    }
-    const schedules = await cli('--json', 'schedules', 'list');
-    if (schedules.code === 1) {
-      expect(schedules).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^nestjs-durable: `schedules list` is not available in this version/) });
-    } else {
+    expect({ code: stats.code, stderr: stats.stderr }).toEqual({ code: 0, stderr: '' });
+    const rows = JSON.parse(stats.stdout) as { queue: string; pending: number }[];
+    expect(rows.map((row) => row.queue)).toEqual(expect.arrayContaining(['default', 'parked']));
+    const parked = rows.find((row) => row.queue === 'parked')!;
+    expect(parked.pending).toBeGreaterThan(0);
+    const table = await cli('queues', 'stats', '--queue', 'parked');
+    expect({ code: table.code, stderr: table.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(table.stdout).toMatch(/^QUEUE\s+PENDING/);
+    expect(table.stdout).toContain('parked');
+    expect(table.stdout).not.toContain('default');
+  });
+
+  it('schedules list prints the schedules with their next run, as a table and as JSON', async () => {
+    await app!.client.schedule('nightly-story', { cron: '0 2 * * *', task: 'story', params: { id: 9 }, timezone: 'Europe/Paris' });
+    try {
+      const schedules = await cli('--json', 'schedules', 'list');
       expect({ code: schedules.code, stderr: schedules.stderr }).toEqual({ code: 0, stderr: '' });
-      expect(JSON.parse(schedules.stdout)).toEqual([]);
+      const rows = JSON.parse(schedules.stdout) as { name: string; nextRunAt: string }[];
+      expect(rows).toEqual([expect.objectContaining({
+        name: 'nightly-story', cron: '0 2 * * *', taskName: 'story', timezone: 'Europe/Paris', params: { id: 9 },
+      })]);
+      expect(new Date(rows[0].nextRunAt).getTime()).toBeGreaterThan(Date.now());
+      const table = await cli('schedules', 'list');
+      expect({ code: table.code, stderr: table.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(table.stdout).toMatch(/^NAME\s+CRON/);
+      expect(table.stdout).toContain('nightly-story');
+    } finally {
+      await app!.client.unschedule('nightly-story');
     }
+    expect(JSON.parse((await cli('--json', 'schedules', 'list')).stdout)).toEqual([]);
   });
 
   it('cleanup deletes terminal tasks older than --older-than, and they are gone (exit 1 to show)', async () => {

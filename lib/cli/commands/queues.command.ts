@@ -1,27 +1,8 @@
 import type { Command } from 'commander';
-import { CliError } from '../cli.error.js';
+import type { QueueStats } from '../../interfaces/task-snapshot.interface.js';
 import type { CliSession } from '../cli.session.js';
 import { renderTable } from '../format/table.js';
 import { duration } from '../format/text.js';
-
-/**
- * The contract's `QueueStats` and `DurableClient.stats` (Part 2, "Operations"), which come with
- * the client's stats: named here so that this command builds before they exist. Once the
- * client has them, this type is the exported `QueueStats`.
- */
-export interface QueueStatsRow {
-  queue: string;
-  pending: number;
-  running: number;
-  sleeping: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-  oldestPendingAgeMs: number | null;
-}
-interface StatsReader {
-  stats?: (options?: { queue?: string }) => Promise<QueueStatsRow[]>;
-}
 
 /** `queues stats`. */
 export function registerQueueCommands(program: Command, session: CliSession): void {
@@ -32,13 +13,10 @@ export function registerQueueCommands(program: Command, session: CliSession): vo
     .option('--queue <name>', 'only this queue')
     .action(async (_options: unknown, command: Command) => {
       const o = session.use<{ queue?: string }>(command);
-      const client = (await session.client()) as StatsReader;
-      if (typeof client.stats !== 'function') {
-        throw new CliError(1, '`queues stats` is not available in this version of nestjs-durable (its DurableClient has no stats()); upgrade the package');
-      }
+      const client = await session.client();
       const rows = await client.stats(o.queue === undefined ? {} : { queue: o.queue });
       session.output(rows, () => (rows.length === 0 ? 'no queues' : renderTable([
-        { header: 'QUEUE', value: (r: QueueStatsRow) => r.queue },
+        { header: 'QUEUE', value: (r: QueueStats) => r.queue },
         { header: 'PENDING', value: (r) => String(r.pending), align: 'right', fixed: true },
         { header: 'RUNNING', value: (r) => String(r.running), align: 'right', fixed: true },
         { header: 'SLEEPING', value: (r) => String(r.sleeping), align: 'right', fixed: true },
