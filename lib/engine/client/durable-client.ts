@@ -17,25 +17,19 @@ import { WatchHub } from '../watch/watch-hub.js';
 import { queueStats } from './queue-stats.js';
 import { ExecutionLinks } from './execution-links.js';
 import { SpawnHooks, type SpawnHook } from './spawn-hooks.js';
-import { isConnectionError } from '../db/database-errors.js';
-import type { Row, Store } from '../db/store.js';
+import type { Store } from '../db/store.js';
 import { resolveOptions, type ClientSettings } from '../options.js';
 import { requireTaskOptions, type TaskHandlerClass } from '../registry/task-metadata.js';
 import type { SpawnRow } from '../sql/statements.js';
 import { SchedulesClient } from '../schedules/schedules-client.js';
-import { Batcher } from '../support/batcher.js';
 import { toJson } from '../support/json.js';
 import { consoleLogger, type DurableLogger } from '../support/logger.js';
 import { assertDuration, assertName, assertPositiveInteger, describe } from '../support/validation.js';
 import { delay } from '../support/wakeable.js';
 import { inspectTask } from './inspect-task.js';
 import { assertTaskId, toSnapshot } from './snapshot.js';
+import { SharedSpawns } from './shared-spawns.js';
 import { toSpawnRow } from './spawn-request.js';
-
-/** Contended spawns that wait in statements of their own (each holding a connection), at most. */
-const WAITING_ALONE = 2;
-/** Spawns with an idempotency key per batch statement, at most (spawn_batch_nowait's limit). */
-const KEYS_PER_STATEMENT = 64;
 
 /** Options of `DurableClient.connect`: the module's options without a worker. */
 export type DurableClientOptions = Omit<DurableModuleOptions, 'worker'> & {
@@ -49,8 +43,7 @@ export type DurableClientOptions = Omit<DurableModuleOptions, 'worker'> & {
 export class DurableClient {
   /** `@DurableTask` options of the handlers known in this process, for spawns by name. */
   private readonly definitions: DurableTaskOptions[] = [];
-  private readonly spawns: Batcher<SpawnRow, Row>;
-  private waitingAlone = 0;
+  private readonly spawns: SharedSpawns;
   private readonly watches: WatchHub;
   private readonly hooks = new SpawnHooks();
   private links: ExecutionLinks | undefined;
@@ -65,7 +58,7 @@ export class DurableClient {
     logger: DurableLogger = consoleLogger,
   ) {
     this.schedules = new SchedulesClient(store, settings);
-    this.spawns = new Batcher((batch) => this.spawnBatch(batch), { maxBatch: 500, maxInFlight: 4 });
+    this.spawns = new SharedSpawns(store);
     this.watches = new WatchHub(store, notifier, logger);
   }
 
@@ -93,7 +86,7 @@ export class DurableClient {
     try {
       // In the caller's transaction a spawn goes alone; otherwise it shares a commit with the
       // spawns issued at the same time.
-      const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawnShared(row);
+      const spawned = options.manager ? await this.store.one(this.store.sql.spawn(row), options.manager) : await this.spawns.spawn(row);
       const result = { taskId: spawned.task_id as string, runId: spawned.run_id as string, attempt: spawned.attempt as number, created: spawned.created as boolean };
       after(result);
       return result;
@@ -259,39 +252,6 @@ export class DurableClient {
     assertPositiveInteger(limit, 'limit');
     const row = await this.store.one(this.store.sql.cleanup({ queue: options.queue ?? null, olderThanMs: options.olderThanMs, limit }));
     return row.count as number;
-  }
-
-  /** In a batch statement, which never waits for another transaction. A spawn that would
-   * ('contended': an open transaction is inserting its key or its queue's first row) waits on its
-   * own: alone in a statement while fewer than WAITING_ALONE do, else by trying later batches. */
-  private async spawnShared(row: SpawnRow): Promise<Row> {
-    for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 250)) {
-      const spawned = await this.spawns.add(row);
-      if (spawned.outcome === 'ok') return spawned;
-      if (spawned.outcome === 'deferred') continue;
-      if (this.waitingAlone < WAITING_ALONE) {
-        this.waitingAlone += 1;
-        return this.store.one(this.store.sql.spawn(row)).finally(() => (this.waitingAlone -= 1));
-      }
-      await delay(pauseMs);
-    }
-  }
-
-  /** One statement, with at most KEYS_PER_STATEMENT keys (later ones are deferred). If it fails
-   * for another reason than the connection, each spawn is tried alone: one cannot fail the others. */
-  private async spawnBatch(batch: SpawnRow[]): Promise<PromiseSettledResult<Row>[]> {
-    let keys = 0;
-    const now = batch.filter((row) => row.idempotencyKey === null || ++keys <= KEYS_PER_STATEMENT);
-    let results: PromiseSettledResult<Row>[];
-    try {
-      results = (await this.store.query(this.store.sql.spawnBatch(now))).map((row) => ({ status: 'fulfilled', value: row }));
-    } catch (error) {
-      if (isConnectionError(error)) throw error;
-      results = now.length === 1 ? [{ status: 'rejected', reason: error }]
-        : await Promise.allSettled(now.map((row) => this.store.one(this.store.sql.spawnBatch([row]))));
-    }
-    const done = new Map(now.map((row, index) => [row, results[index]]));
-    return batch.map((row) => done.get(row) ?? { status: 'fulfilled', value: { outcome: 'deferred' } });
   }
 
   private definitionNamed(name: string, queue: string | undefined): DurableTaskOptions | undefined {
