@@ -7,7 +7,9 @@
  * - `restore()`: traffic flows again (connections broken by a freeze are cut first).
  * With `delay`, each chunk is held for the milliseconds it returns (in order within its direction
  * of its connection), as an uneven network would: a statement sent on one connection can then
- * reach the server after a later one sent on another (chaos/suspend-storm.ts).
+ * reach the server after a later one sent on another (chaos/suspend-storm.ts). `delay` may also
+ * be a number: a fixed one-way delay in ms, the same in both directions (`rttMs / 2`), as a
+ * database a few milliseconds away (`npm run bench`, the distance rows).
  */
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 
@@ -15,11 +17,14 @@ export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private mode: 'up' | 'down' | 'frozen' = 'up';
+  private readonly options: { delay?: (chunk: Buffer, toServer: boolean) => number };
 
   constructor(
     private readonly target: { host: string; port: number },
-    private readonly options: { delay?: (chunk: Buffer, toServer: boolean) => number } = {},
+    options: { delay?: number | ((chunk: Buffer, toServer: boolean) => number) } = {},
   ) {
+    const { delay } = options;
+    this.options = { delay: typeof delay === 'number' ? (delay > 0 ? () => delay : undefined) : delay };
     this.server = createServer((downstream) => {
       this.track(downstream);
       if (this.mode === 'down') return downstream.destroy();
