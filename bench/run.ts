@@ -198,6 +198,7 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
     proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, { delay: rttMs / 2 });
     spec.runDatabaseUrl = await proxy.listen(databaseUrl);
   }
+  const measuredRttMs = proxy ? (await roundTripMs(spec.runDatabaseUrl!)) - (await roundTripMs(databaseUrl)) : undefined;
   const child = new Mailbox<ChildMessage>(forkTs('cell.ts', { BENCH_CELL: JSON.stringify(spec) }), `${system.id} ${scenario}`);
   // Drains: 100 tasks/s at least; latency cells: a second per sample at most.
   const runTimeoutMs = 60_000 + (scenario === 'idle' ? 600_000 : scenario === 'fanout' ? n * 600_000 : LATENCY.includes(scenario) ? n * 1000 : (n / 100) * 1000);
@@ -220,6 +221,7 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
     }, () => undefined);
     const { result } = await child.next('done', runTimeoutMs);
     const cpuAtEnd = serverCpu();
+    if (measuredRttMs !== undefined) result.extra = { ...result.extra, addedRttMs: measuredRttMs };
     if (scenario === 'idle') {
       await started;
       const end = await dbMeters(ctx.server, database);
@@ -251,6 +253,23 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
     await child.kill();
     await proxy?.close().catch(() => undefined);
     await dropDatabase(ctx.server.adminUrl, database, ctx.server.admin).catch(() => undefined);
+  }
+}
+
+/** Median time of `select 1` on one connection: what the proxy adds is the RTT the row measures with. */
+async function roundTripMs(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < 100; i += 1) {
+      const t0 = now();
+      await client.query('select 1');
+      times.push(now() - t0);
+    }
+    return median(times);
+  } finally {
+    await client.end();
   }
 }
 

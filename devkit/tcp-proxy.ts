@@ -82,16 +82,17 @@ export class TcpProxy {
     let timer: NodeJS.Timeout | undefined;
     const drain = () => {
       timer = undefined;
-      while (queue.length > 0 && queue[0].at <= Date.now()) {
+      while (queue.length > 0 && queue[0].at <= performance.now()) {
         const { chunk } = queue.shift()!;
         if (this.mode === 'up' && !to.destroyed) to.write(chunk);
       }
-      if (queue.length > 0) timer = setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+      if (queue.length > 0) timer = setTimeout(drain, Math.max(0, queue[0].at - performance.now()));
     };
     return (chunk) => {
       if (this.mode !== 'up') return;
-      queue.push({ at: Math.max(Date.now() + delay(chunk, toServer), queue.at(-1)?.at ?? 0), chunk });
-      timer ??= setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+      // performance.now(): sub-millisecond, so a 1 ms delay is not rounded up to 2.
+      queue.push({ at: Math.max(performance.now() + delay(chunk, toServer), queue.at(-1)?.at ?? 0), chunk });
+      timer ??= setTimeout(drain, Math.max(0, queue[0].at - performance.now()));
     };
   }
 
