@@ -8,12 +8,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { sleep, type Cell, type CellContext, type CellOutcome } from './types.js';
+import { IDLE_SECONDS, IDLE_SETTLE, sleep, type Cell, type CellContext, type CellOutcome } from './types.js';
 import { DurableClient } from '../../lib/index.js';
 
-const QUICK = process.env.BENCH_QUICK === '1';
-export const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 10 : 60));
-export const IDLE_SETTLE = Number(process.env.BENCH_IDLE_SETTLE ?? (QUICK ? 3 : 12));
 
 function message<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {

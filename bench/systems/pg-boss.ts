@@ -10,7 +10,7 @@
  * pg-boss 12 declares Node >= 22.12 in `engines`; it runs on Node 20 (npm prints EBADENGINE).
  */
 import pg from 'pg';
-import { installedVersion, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter } from './types.js';
+import { IDLE_SECONDS, IDLE_SETTLE, installedVersion, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter } from './types.js';
 
 const QUEUE = 'bench';
 
@@ -152,9 +152,9 @@ function idle(ctx: CellContext): Cell {
     async run() {
       boss = await newBoss(ctx.databaseUrl, { useListenNotify: true });
       await boss.work(QUEUE, {}, async () => undefined);
-      await sleep(Number(ctx.settings.settleSeconds ?? 12) * 1000);
+      await sleep(IDLE_SETTLE * 1000);
       ctx.probe.started();
-      await sleep(Number(ctx.settings.idleSeconds ?? 60) * 1000);
+      await sleep(IDLE_SECONDS * 1000);
       return { extra: {} };
     },
     close: async () => boss?.stop({ graceful: false, wait: true }),

@@ -35,6 +35,10 @@ export type Scenario =
   | 'pickup' | 'emit' | 'sleep' | 'idle' | 'fanout'
   | 'million' | 'snapshot' | 'distance';
 
+/** The idle rows: seconds measured (BENCH_IDLE_SECONDS) after the processes settled (BENCH_IDLE_SETTLE). */
+export const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (process.env.BENCH_QUICK === '1' ? 10 : 60));
+export const IDLE_SETTLE = Number(process.env.BENCH_IDLE_SETTLE ?? (process.env.BENCH_QUICK === '1' ? 3 : 12));
+
 /** Children per fan-out of the `fanout` scenario (BENCH_FANOUT_CHILDREN, default 1000). */
 export const FANOUT_CHILDREN = Number(process.env.BENCH_FANOUT_CHILDREN ?? 1000);
 
