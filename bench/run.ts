@@ -753,7 +753,7 @@ async function main(): Promise<void> {
   const live = rows.filter((row) => !row.notRun);
 
   // Pass 0: pick the best settings of rows with several candidates.
-  const cells = live.reduce((sum, row) => sum + (row.spec.candidates && row.spec.candidates.length > 1 ? row.spec.candidates.length : 0) + (row.spec.runs ?? RUNS), 0);
+  const cells = live.reduce((sum, row) => sum + (!QUICK && !row.spec.settingsOf && row.spec.candidates && row.spec.candidates.length > 1 ? row.spec.candidates.length : 0) + (row.spec.runs ?? RUNS), 0);
   let cell = 0;
   const progress = (row: Row, what: string, result: RunResult) =>
     log(`[${++cell}/${cells}] ${row.system.title} ${label(row)} ${what}: ${describeRun(result)}`);
