@@ -626,10 +626,15 @@ function targets(rows: Row[]): Target[] {
     ratioTarget(`1-step drain at concurrency ${c}, 2 ms RTT vs loopback`, far, near, 0.85);
     ratioTarget(`1-step drain at concurrency ${c}, 2 ms RTT, vs pg-boss there`, far, tps(find('pg-boss', `distance c${c} 2ms RTT`)), 1.5);
   }
-  for (const row of rows.filter((r) => r.system.id === 'durable' && r.spec.scenario === 'idle' && !r.notRun)) {
+  const baselineRow = find('durable', 'idle no worker (baseline)');
+  const baseline = baselineRow ? aggregate(baselineRow).extra : undefined;
+  const baselineWal = baseline && !(baseline.otherCommits > 0) ? baseline.walBytesPerSec : undefined;
+  for (const row of rows.filter((r) => r.system.id === 'durable' && r.spec.scenario === 'idle' && !r.notRun && r !== baselineRow)) {
     const e = aggregate(row).extra;
     absolute(`idle: statements/s per process, ${row.spec.variant}`, e.clientStatementsPerSecPerProcess, 1, false, '/s');
-    absolute(`idle: WAL bytes/s, ${row.spec.variant}`, e.walBytesPerSec, 0, false, ' B/s',
+    // Less the server's own WAL with no worker (running-xacts records, checkpoints), when measured clean.
+    const wal = baselineWal !== undefined && e.walBytesPerSec !== undefined ? Math.max(0, e.walBytesPerSec - baselineWal) : e.walBytesPerSec;
+    absolute(`idle: WAL bytes/s, ${row.spec.variant}${baselineWal !== undefined ? `, less the server's baseline of ${fmtSig(baselineWal)} B/s` : ''}`, wal, 0, false, ' B/s',
       (e.otherCommits ?? 0) > 0 ? 'other databases wrote during the window: server-wide WAL, not ours alone (BENCH_PRIVATE=1)' : undefined);
   }
   return result;

@@ -308,6 +308,8 @@ export const system: SystemAdapter = {
     { scenario: 'pickup', maxN: 200 },
     { scenario: 'emit', maxN: 200 },
     { scenario: 'sleep', maxN: 200 },
+    // The server's own WAL and transactions with no worker at all (checkpointer, running-xacts records, autovacuum).
+    { scenario: 'idle', variant: 'no worker (baseline)', runs: 1, candidates: [{ processes: 0 }] },
     { scenario: 'idle', variant: '1 queue', runs: 1, candidates: [{ processes: 1, queues: 1, names: 1 }] },
     { scenario: 'idle', variant: '20 queues, 50 names', runs: 1, candidates: [{ processes: 1, queues: 20, names: 50 }] },
     { scenario: 'idle', variant: '10 processes x 20 queues, 50 names', runs: 1, candidates: [{ processes: 10, queues: 20, names: 50 }] },
