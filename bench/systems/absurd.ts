@@ -109,7 +109,8 @@ export const system: SystemAdapter = {
     if (!schema) {
       return {
         label: `absurd-sdk ${version}`,
-        notRun: `absurd-sdk ${version} installs from npm but ships no SQL schema; absurd's schema comes from absurdctl (PyPI, not reachable here). Set BENCH_ABSURD_SQL=<absurd.sql of release ${version}> to run it`,
+        notRun: `absurd-sdk ${version} installs from npm but ships no SQL schema (absurdctl, a Python tool, installs it). ` +
+          'Set BENCH_ABSURD_SQL to sql/absurd.sql of github.com/earendil-works/absurd (git clone it) to run these rows',
       };
     }
     if (!existsSync(schema)) return { label: `absurd-sdk ${version}`, notRun: `BENCH_ABSURD_SQL=${schema} does not exist` };
