@@ -744,7 +744,9 @@ async function main(): Promise<void> {
     const notRun = availability.get(adapter.id)!.notRun;
     for (const spec of adapter.rows) {
       // A row whose settings come from another row needs that row too.
-      if (selected(spec.scenario) || adapter.rows.some((other) => selected(other.scenario) && other.settingsOf === rowKey(spec))) {
+      // A scenario selects all its rows; `scenario variant` (e.g. "distance c50 2ms RTT") one row alone.
+      const picked = (row: RowSpec) => selected(row.scenario) || selected(rowKey(row));
+      if (picked(spec) || adapter.rows.some((other) => picked(other) && other.settingsOf === rowKey(spec))) {
         rows.push({ system: adapter, spec, tuning: [], runs: [], notRun });
       }
     }
