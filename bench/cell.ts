@@ -13,6 +13,8 @@ export interface CellSpec {
   system: string;
   scenario: string;
   databaseUrl: string;
+  /** The URL run() uses when it differs (the distance rows: through the delaying proxy). */
+  runDatabaseUrl?: string;
   redisUrl?: string;
   n: number;
   settings: Settings;
@@ -38,6 +40,7 @@ export interface CellResult {
   samples?: number[];
   /** `fanout`: the whole fan-out of each repetition, ms. */
   totals?: number[];
+  extra?: Record<string, number>;
 }
 
 const send = (message: ChildMessage) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
@@ -66,16 +69,19 @@ async function main(): Promise<void> {
   const factory = system.cells[spec.scenario as keyof typeof system.cells];
   if (!factory) throw new Error(`${spec.system} has no scenario ${spec.scenario}`);
   const probe = new Probe(spec.n, () => void send({ type: 'started', at: now() }));
-  const cell = factory({
+  const context = {
     databaseUrl: spec.databaseUrl,
     redisUrl: spec.redisUrl,
     n: spec.n,
     settings: spec.settings,
     probe,
-    log: (line) => process.stdout.write(`  [${spec.system}] ${line}\n`),
-  });
+    log: (line: string) => process.stdout.write(`  [${spec.system}] ${line}\n`),
+  };
+  const cell = factory(context);
   const go = waitFor('go');
   await cell.prepare();
+  // prepare() on the database itself; the measured work through the proxy, if there is one.
+  if (spec.runDatabaseUrl) context.databaseUrl = spec.runDatabaseUrl;
   await send({ type: 'ready' });
   await go;
   let peakRss = process.memoryUsage.rss();
@@ -87,6 +93,8 @@ async function main(): Promise<void> {
   const outcome = (await cell.run()) ?? undefined;
   const samples = Array.isArray(outcome) ? outcome : outcome?.samples;
   const totals = Array.isArray(outcome) ? undefined : outcome?.totals;
+  const extra = Array.isArray(outcome) || !outcome || !('extra' in outcome) ? undefined : outcome.extra;
+  const endedAt = Array.isArray(outcome) || !outcome || !('endedAt' in outcome) ? undefined : outcome.endedAt;
   const t1 = now();
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -97,13 +105,14 @@ async function main(): Promise<void> {
     result: {
       startedAt: probe.firstStart ?? t0,
       // After run() returned: drains return once every task is completed as stored.
-      endedAt: t1,
+      endedAt: endedAt ?? t1,
       count: samples ? samples.length : probe.count,
       // Drains: from the first start to the last end; latency cells: the whole run.
       nodeCpuSeconds: probe.cpuAtEnd ? probe.cpuSeconds : (cpu.user + cpu.system) / 1e6,
       peakRssBytes: peakRss,
       samples,
       totals,
+      extra,
     },
   });
   await stop;

@@ -16,11 +16,12 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createDatabase, dropDatabase } from '../devkit/databases.js';
+import { TcpProxy } from '../devkit/tcp-proxy.js';
 import { redactUrl } from '../devkit/redact.js';
 import type { CellResult, CellSpec, ChildMessage } from './cell.js';
 import {
   checkpoint, dbMeters, pgCpuSeconds, processCpuSeconds, serverInfo, startServer, waitNoBackends, walBytesBetween,
-  type PgServer, type ServerInfo,
+  type DbMeters, type PgServer, type ServerInfo,
 } from './support/postgres.js';
 import { REDIS_DURABILITY, redisBinary, startRedis, type RedisServer } from './support/redis.js';
 import { fmt, fmtSig, median, percentile, spread, type Spread } from './support/stats.js';
@@ -30,13 +31,17 @@ import type { WorkerMessage } from './worker-process.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
-const N = positive('BENCH_N', 20_000);
-const RUNS = positive('BENCH_RUNS', 3);
+/** BENCH_QUICK=1: a smoke run (few tasks, one run, no tuning pass, short idle windows): figures mean nothing. */
+const QUICK = process.env.BENCH_QUICK === '1';
+const N = positive('BENCH_N', QUICK ? 2000 : 50_000);
+const RUNS = positive('BENCH_RUNS', QUICK ? 1 : 3);
 /** Tasks per run of the tuning pass. */
-const TUNE_N = positive('BENCH_TUNE_N', 5000);
-const SCALE = (process.env.BENCH_SCALE ?? '1,2,4').split(',').map(Number).filter((k) => k > 0);
+const TUNE_N = positive('BENCH_TUNE_N', QUICK ? 1000 : 5000);
+const SCALE = (process.env.BENCH_SCALE ?? '1,2').split(',').map(Number).filter((k) => k > 0);
+/** Systems run when BENCH_SYSTEMS is not set (dbos and limit-1by1 only when named). */
+const DEFAULT_SYSTEMS = ['durable', 'limit', 'pg-boss', 'graphile-worker', 'absurd', 'bullmq'];
 const LATENCY: Scenario[] = ['pickup', 'emit', 'sleep', 'idle', 'fanout'];
-const STEPS: Partial<Record<Scenario, number>> = { 'drain-0': 0, 'drain-1': 1, 'drain-3': 3, 'spawn-seq': 0, 'spawn-batch': 0 };
+const STEPS: Partial<Record<Scenario, number>> = { 'drain-0': 0, 'drain-1': 1, 'drain-3': 3, 'spawn-seq': 0, 'spawn-batch': 0, million: 1, snapshot: 1 };
 const SCENARIO_TITLE: Record<string, string> = {
   'drain-0': 'drain, no-op',
   'drain-1': 'drain, 1 step',
@@ -46,8 +51,12 @@ const SCENARIO_TITLE: Record<string, string> = {
   pickup: 'enqueue -> start',
   emit: 'emit -> resume',
   sleep: 'sleep 100ms lateness',
-  idle: 'idle statements/s',
+  idle: 'idle',
   fanout: `fan-out ${FANOUT_CHILDREN} -> fan-in wake`,
+  'drain-0-fetch': 'drain, no-op',
+  million: 'drain, 1 step, 1M completed kept',
+  snapshot: 'drain, 1 step, snapshot held',
+  distance: 'drain, 1 step',
 };
 
 function positive(name: string, fallback: number): number {
@@ -75,6 +84,10 @@ interface RunResult {
   processes: number;
   /** Statements per second (idle check). */
   value?: number;
+  /** Named figures of the cell and, for idle rows, of the server meters over the window. */
+  extra?: Record<string, number>;
+  /** Commits of the server's other databases during the run (> 0: WAL is not ours alone). */
+  otherCommits?: number;
   /** The machine's 1-minute load average when the run ended (other work on the machine). */
   load1?: number;
   /** `fanout`: each repetition's wake-up (last child's end to the parent's resumption) and whole fan-out, ms. */
@@ -176,13 +189,23 @@ let databaseSeq = 0;
 async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenario, n: number, settings: Settings): Promise<RunResult> {
   const database = `bench_${process.pid}_${databaseSeq++}`;
   const { url: databaseUrl } = await createDatabase(ctx.server.adminUrl, { name: database, replace: true, client: ctx.server.admin });
-  await checkpoint(ctx.server);
   const spec: CellSpec = { system: system.id, scenario, databaseUrl, redisUrl: ctx.redis?.url, n, settings };
+  // The distance rows: the worker reaches the database through a proxy delaying each direction.
+  const rttMs = Number(settings.rttMs ?? 0);
+  let proxy: TcpProxy | undefined;
+  if (rttMs > 0) {
+    const target = new URL(databaseUrl);
+    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, { delay: rttMs / 2 });
+    spec.runDatabaseUrl = await proxy.listen(databaseUrl);
+  }
+  const measuredRttMs = proxy ? (await roundTripMs(spec.runDatabaseUrl!)) - (await roundTripMs(databaseUrl)) : undefined;
   const child = new Mailbox<ChildMessage>(forkTs('cell.ts', { BENCH_CELL: JSON.stringify(spec) }), `${system.id} ${scenario}`);
   // Drains: 100 tasks/s at least; latency cells: a second per sample at most.
-  const runTimeoutMs = 60_000 + (scenario === 'fanout' ? n * 600_000 : LATENCY.includes(scenario) ? n * 1000 : (n / 100) * 1000);
+  const runTimeoutMs = 60_000 + (scenario === 'idle' ? 600_000 : scenario === 'fanout' ? n * 600_000 : LATENCY.includes(scenario) ? n * 1000 : (n / 100) * 1000);
   try {
-    await child.next('ready', 300_000);
+    await child.next('ready', scenario === 'million' ? 1_800_000 : 300_000);
+    // After prepare(): its writes are flushed, so no checkpoint falls into the window.
+    await checkpoint(ctx.server);
     const clean = await waitNoBackends(ctx.server, database, 10_000).then(() => true, () => false);
     const before = await dbMeters(ctx.server, database);
     const aofBefore = ctx.redis && system.needsRedis ? await ctx.redis.aofBytes() : undefined;
@@ -190,11 +213,27 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
     const serverCpu = () => (system.needsRedis && ctx.redis ? processCpuSeconds(ctx.redis.pid) : pgCpuSeconds(ctx.server));
     let cpuAtStart = serverCpu();
     child.child.send({ type: 'go' });
-    const started = child.next('started', runTimeoutMs).then(() => {
+    // Idle rows: the server meters over the idle window only (from the cell's 'started').
+    let windowStart: { meters: DbMeters; at: number } | undefined;
+    const started = child.next('started', runTimeoutMs).then(async () => {
       cpuAtStart = serverCpu();
+      if (scenario === 'idle') windowStart = { meters: await dbMeters(ctx.server, database), at: now() };
     }, () => undefined);
     const { result } = await child.next('done', runTimeoutMs);
     const cpuAtEnd = serverCpu();
+    if (measuredRttMs !== undefined) result.extra = { ...result.extra, addedRttMs: measuredRttMs };
+    if (scenario === 'idle') {
+      await started;
+      const end = await dbMeters(ctx.server, database);
+      const seconds = (now() - windowStart!.at) / 1000;
+      result.extra = {
+        ...result.extra,
+        serverXactsPerSec: (end.xactCommit + end.xactRollback - windowStart!.meters.xactCommit - windowStart!.meters.xactRollback) / seconds,
+        walBytesPerSec: (await walBytesBetween(ctx.server, windowStart!.meters.walLsn, end.walLsn)) / seconds,
+        otherCommits: end.otherCommits - windowStart!.meters.otherCommits,
+        windowSeconds: seconds,
+      };
+    }
     await Promise.race([started, Promise.resolve()]);
     child.child.send({ type: 'stop' });
     await child.next('closed', 60_000);
@@ -205,14 +244,36 @@ async function measureCell(ctx: Context, system: SystemAdapter, scenario: Scenar
     if (!clean || !closed) log(`    (connections to ${database} were still open around the window: commit counts are approximate)`);
     return toRunResult(result, cpuAtEnd - cpuAtStart, system.needsRedis
       ? { walBytes: aofBefore !== undefined ? aofAfter! - aofBefore : undefined }
-      : { commits: after.xactCommit - before.xactCommit, walBytes: await walBytesBetween(ctx.server, before.walLsn, after.walLsn) });
+      : {
+        commits: after.xactCommit - before.xactCommit,
+        walBytes: await walBytesBetween(ctx.server, before.walLsn, after.walLsn),
+        otherCommits: after.otherCommits - before.otherCommits,
+      });
   } finally {
     await child.kill();
+    await proxy?.close().catch(() => undefined);
     await dropDatabase(ctx.server.adminUrl, database, ctx.server.admin).catch(() => undefined);
   }
 }
 
-function toRunResult(result: CellResult, serverCpuSeconds: number, costs: { commits?: number; walBytes?: number }): RunResult {
+/** Median time of `select 1` on one connection: what the proxy adds is the RTT the row measures with. */
+async function roundTripMs(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < 100; i += 1) {
+      const t0 = now();
+      await client.query('select 1');
+      times.push(now() - t0);
+    }
+    return median(times);
+  } finally {
+    await client.end();
+  }
+}
+
+function toRunResult(result: CellResult, serverCpuSeconds: number, costs: { commits?: number; walBytes?: number; otherCommits?: number }): RunResult {
   const seconds = ((result.endedAt ?? 0) - (result.startedAt ?? 0)) / 1000;
   const samples = result.samples;
   return {
@@ -229,6 +290,8 @@ function toRunResult(result: CellResult, serverCpuSeconds: number, costs: { comm
     walBytes: costs.walBytes,
     peakRssBytes: result.peakRssBytes,
     processes: 1,
+    extra: result.extra,
+    otherCommits: costs.otherCommits,
     ...(result.totals ? { samples, totals: result.totals } : {}),
   };
 }
@@ -253,8 +316,9 @@ async function measureScale(ctx: Context, k: number, n: number, settings: Settin
     await prefill.exited;
     await waitNoBackends(ctx.server, database, 10_000).catch(() => undefined);
     const before = await dbMeters(ctx.server, database);
+    // The same total concurrency whatever k: each process gets its share.
     const workers = Array.from({ length: k }, (_, i) => fork(`worker process ${i}`, {
-      role: 'worker', databaseUrl, concurrency: Number(settings.concurrency ?? 10),
+      role: 'worker', databaseUrl, concurrency: Math.max(1, Math.round(Number(settings.concurrency ?? 10) / k)),
       poolSize: settings.poolSize === undefined ? undefined : Number(settings.poolSize), workerId: `bench-${i}`,
     }));
     await Promise.all(workers.map((worker) => worker.next('ready', 120_000)));
@@ -284,7 +348,7 @@ async function measureScale(ctx: Context, k: number, n: number, settings: Settin
     await waitNoBackends(ctx.server, database, 10_000).catch(() => undefined);
     const after = await dbMeters(ctx.server, database);
     const seconds = (lastEnd - firstStart) / 1000;
-    log(`    (${k} process${k > 1 ? 'es' : ''}: ${values.map((value) => value.count).join(' + ')} tasks; ` +
+    log(`    (${k} process${k > 1 ? 'es' : ''} at concurrency ${Math.max(1, Math.round(Number(settings.concurrency ?? 10) / k))} each: ${values.map((value) => value.count).join(' + ')} tasks; ` +
       `first handler starts ${fmtSig(Math.max(...starts) - firstStart)} ms apart)`);
     return {
       ok: true,
@@ -295,6 +359,7 @@ async function measureScale(ctx: Context, k: number, n: number, settings: Settin
       serverCpuSeconds: cpuAtEnd - cpuAtStart,
       commits: after.xactCommit - before.xactCommit,
       walBytes: await walBytesBetween(ctx.server, before.walLsn, after.walLsn),
+      otherCommits: after.otherCommits - before.otherCommits,
       peakRssBytes: Math.max(...stopped.map((message) => message.peakRssBytes)),
       processes: k,
     };
@@ -328,7 +393,8 @@ interface Context {
 }
 
 function nFor(row: Row): number {
-  if (LATENCY.includes(row.spec.scenario)) return row.spec.maxN ?? 200;
+  if (row.spec.scenario === 'idle') return 1;
+  if (LATENCY.includes(row.spec.scenario)) return QUICK ? Math.min(row.spec.maxN ?? 200, row.spec.scenario === 'fanout' ? 1 : 30) : row.spec.maxN ?? 200;
   return Math.min(N, row.spec.maxN ?? N);
 }
 
@@ -352,6 +418,10 @@ async function measure(ctx: Context, row: Row, settings: Settings, n = nFor(row)
 
 function describeRun(result: RunResult): string {
   if (!result.ok) return `FAILED: ${result.error}`;
+  if (result.extra && result.extra.serverXactsPerSec !== undefined) {
+    return `${fmtSig(result.extra.clientStatementsPerSecPerProcess)} statements/s per process (client count), ` +
+      `${fmtSig(result.extra.serverXactsPerSec)} transactions/s and ${fmt(result.extra.walBytesPerSec)} WAL B/s on the server`;
+  }
   if (result.value !== undefined) return `${fmtSig(result.value)}/s`;
   if (result.totals) return `wake p50 ${fmtSig(result.p50)} ms, p99 ${fmtSig(result.p99)} ms; total p50 ${fmtSig(percentile(result.totals, 50))} ms`;
   if (result.p50 !== undefined) return `p50 ${fmtSig(result.p50)} ms, p99 ${fmtSig(result.p99)} ms`;
@@ -372,13 +442,20 @@ interface Aggregate {
   commitsPerTask?: number;
   walBytesPerTask?: number;
   peakRssMb?: number;
+  /** Median of each named figure of the runs. */
+  extra: Record<string, number>;
+  /** The most commits other databases made during one run (> 0: WAL figures include theirs). */
+  otherCommits?: number;
   failures: string[];
 }
 
 function aggregate(row: Row): Aggregate {
   const ok = row.runs.filter((run) => run.ok);
   const failures = row.runs.filter((run) => !run.ok).map((run) => run.error ?? 'failed');
-  if (ok.length === 0) return { failures };
+  if (ok.length === 0) return { failures, extra: {} };
+  const extra: Record<string, number> = {};
+  for (const key of new Set(ok.flatMap((run) => Object.keys(run.extra ?? {})))) extra[key] = median(ok.map((run) => run.extra?.[key] ?? Number.NaN));
+  const others = ok.map((run) => run.otherCommits).filter((value): value is number => value !== undefined);
   const steps = STEPS[row.spec.scenario];
   const perTask = (pick: (run: RunResult) => number | undefined) =>
     median(ok.map((run) => { const v = pick(run); return v === undefined ? Number.NaN : v / run.n; }));
@@ -396,6 +473,8 @@ function aggregate(row: Row): Aggregate {
     commitsPerTask: isLatency ? undefined : perTask((run) => run.commits),
     walBytesPerTask: isLatency ? undefined : perTask((run) => run.walBytes),
     peakRssMb: median(ok.map((run) => run.peakRssBytes / 1024 / 1024)),
+    extra,
+    otherCommits: others.length ? Math.max(...others) : undefined,
     failures,
   };
 }
@@ -403,20 +482,31 @@ function aggregate(row: Row): Aggregate {
 // --------------------------------------------------------------------------------------------
 // Output
 
+/** `pg-boss 12.38.1`: the system's title with the version that ran (the table's first column). */
+const versions = new Map<string, string>();
+function systemName(row: Row): string {
+  const version = versions.get(row.system.id);
+  return version ? `${row.system.title} ${version}` : row.system.title;
+}
+
+const mdRow = (cells: string[]) => `| ${cells.join(' | ')} |`;
+
+/** The main table, in markdown (the README pastes it). Idle rows have their own table. */
 function table(rows: Row[]): string {
   const header = ['system', 'scenario', 'tasks/s', 'steps/s', 'p50 ms', 'p99 ms', 'CPU s/1k (node+server)', 'commits/task', 'WAL B/task', 'peak RSS MB', 'noise'];
-  const lines: string[][] = [header];
+  const out = [mdRow(header), mdRow(header.map((_, i) => ([2, 3, 4, 5, 7, 8, 9].includes(i) ? '--:' : '---')))];
   const shownNotRun = new Set<SystemAdapter>();
   for (const row of rows) {
-    const title = row.system.title;
+    const title = systemName(row);
     if (row.notRun) {
-      if (!shownNotRun.has(row.system)) lines.push([title, 'all', 'not run', '-', '-', '-', '-', '-', '-', '-', 'see below']);
+      if (!shownNotRun.has(row.system)) out.push(mdRow([title, 'all', 'not run', '-', '-', '-', '-', '-', '-', '-', 'see below']));
       shownNotRun.add(row.system);
       continue;
     }
+    if (row.spec.scenario === 'idle') continue;
     const a = aggregate(row);
     if (!a.tasksPerSec && !a.p50 && a.value === undefined) {
-      lines.push([title, label(row), 'failed', '-', '-', '-', '-', '-', '-', '-', 'see below']);
+      out.push(mdRow([title, label(row), 'failed', '-', '-', '-', '-', '-', '-', '-', 'see below']));
       continue;
     }
     const noiseOf = a.tasksPerSec ?? a.p50;
@@ -424,31 +514,47 @@ function table(rows: Row[]): string {
       ? `±${fmt(noiseOf.spreadPct / 2)}% (${fmtSig(noiseOf.min)}..${fmtSig(noiseOf.max)})`
       : (row.runs.length === 1 ? '1 run' : '-');
     const cpu = a.cpuPer1k !== undefined ? `${fmtSig(a.cpuPer1k)} (${fmtSig(a.nodeCpuPer1k)}+${fmtSig(a.serverCpuPer1k)})` : '-';
-    lines.push([
+    // "~": other databases of the server committed during the run, so the WAL figure is not ours alone.
+    const shared = a.otherCommits !== undefined && a.otherCommits > 0 ? '~' : '';
+    out.push(mdRow([
       title,
-      label(row) + (row.spec.scenario === 'idle' ? ` = ${fmtSig(a.value)}` : ''),
+      label(row),
       a.tasksPerSec ? fmt(a.tasksPerSec.median) : '-',
       a.stepsPerSec ? fmt(a.stepsPerSec) : '-',
       a.p50 ? fmtSig(a.p50.median) : '-',
       a.p99 !== undefined ? fmtSig(a.p99) : '-',
       cpu,
       a.commitsPerTask !== undefined ? fmtSig(a.commitsPerTask) : '-',
-      a.walBytesPerTask !== undefined ? fmt(a.walBytesPerTask) : '-',
+      a.walBytesPerTask !== undefined ? `${shared}${fmt(a.walBytesPerTask)}` : '-',
       a.peakRssMb !== undefined ? fmt(a.peakRssMb) : '-',
       noise + (a.failures.length ? ` ${a.failures.length} failed` : ''),
-    ]);
+    ]));
   }
-  const widths = header.map((_, i) => Math.max(...lines.map((line) => line[i].length)));
-  const numeric = new Set([2, 3, 4, 5, 7, 8, 9]);
-  const render = (line: string[]) => line.map((cell, i) => (numeric.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join(' | ').trimEnd();
-  const out = [render(lines[0]), widths.map((w) => '-'.repeat(w)).join('-|-'), ...lines.slice(1).map(render)];
-  for (const system of shownNotRun) out.push(`${system.title}: not run: ${rows.find((row) => row.system === system)!.notRun}`);
+  for (const system of shownNotRun) out.push('', `${system.title}: not run: ${rows.find((row) => row.system === system)!.notRun}`);
   for (const row of rows) {
     for (const failure of new Set(row.runs.filter((run) => !run.ok).map((run) => run.error))) {
-      out.push(`${row.system.title} ${label(row)}: ${row.runs.filter((run) => !run.ok).length} of ${row.runs.length} run(s) failed: ${failure}`);
+      out.push('', `${row.system.title} ${label(row)}: ${row.runs.filter((run) => !run.ok).length} of ${row.runs.length} run(s) failed: ${failure}`);
     }
   }
   return out.join('\n');
+}
+
+/** What idle worker processes cost the database, in markdown. */
+function idleTable(rows: Row[]): string[] {
+  const idle = rows.filter((row) => row.spec.scenario === 'idle' && !row.notRun);
+  if (idle.length === 0) return [];
+  const out = [
+    mdRow(['system', 'idle processes', 'statements/s per process (client count)', 'transactions/s (server, all processes)', 'WAL bytes/s (server)', 'window s']),
+    mdRow(['---', '---', '--:', '--:', '--:', '--:']),
+  ];
+  for (const row of idle) {
+    const e = aggregate(row).extra;
+    const shared = (e.otherCommits ?? 0) > 0 ? '~' : '';
+    out.push(mdRow([systemName(row), row.spec.variant ?? '-',
+      e.clientStatementsPerSecPerProcess !== undefined ? fmtSig(e.clientStatementsPerSecPerProcess) : '-',
+      fmtSig(e.serverXactsPerSec), `${shared}${fmt(e.walBytesPerSec)}`, fmt(e.windowSeconds)]));
+  }
+  return out;
 }
 
 interface Target {
@@ -457,13 +563,15 @@ interface Target {
   peer: number | undefined;
   ratio: number | undefined;
   need: string;
-  verdict: 'PASS' | 'MISS' | 'n/a';
+  /** 'noisy': a WAL figure taken while other databases of the server wrote (not ours alone). */
+  verdict: 'PASS' | 'MISS' | 'n/a' | 'report' | 'noisy';
   note?: string;
 }
 
+/** The goals of issue 18, from this run. */
 function targets(rows: Row[]): Target[] {
   const find = (system: string, key: string, processes?: number) =>
-    rows.find((row) => row.system.id === system && rowKey(row.spec) === key && row.processes === processes);
+    rows.find((row) => row.system.id === system && rowKey(row.spec) === key && row.processes === processes && !row.notRun);
   const tps = (row: Row | undefined) => (row ? aggregate(row).tasksPerSec?.median : undefined);
   const sps = (row: Row | undefined) => (row ? aggregate(row).stepsPerSec : undefined);
   const result: Target[] = [];
@@ -471,31 +579,77 @@ function targets(rows: Row[]): Target[] {
     const ratio = ours !== undefined && peer !== undefined && peer > 0 ? ours / peer : undefined;
     result.push({ target, ours, peer, ratio, need: `>= ${min}x`, verdict: ratio === undefined ? 'n/a' : ratio >= min ? 'PASS' : 'MISS', note });
   };
-  const absolute = (target: string, value: number | undefined, limit: number, strict: boolean, unit: string) => {
-    const pass = value !== undefined && Number.isFinite(value) && (strict ? value < limit : value <= limit);
-    result.push({ target, ours: value, peer: undefined, ratio: undefined, need: `${strict ? '<' : '<='} ${limit} ${unit}`, verdict: value === undefined || !Number.isFinite(value) ? 'n/a' : pass ? 'PASS' : 'MISS' });
+  const absolute = (target: string, value: number | undefined, limit: number, strict: boolean, unit: string, note?: string) => {
+    const known = value !== undefined && Number.isFinite(value);
+    const pass = known && (strict ? value < limit : value <= limit);
+    const verdict = !known ? 'n/a' : note ? 'noisy' : pass ? 'PASS' : 'MISS';
+    result.push({ target, ours: value, peer: undefined, ratio: undefined, need: `${strict ? '<' : '<='} ${limit}${unit}`, verdict, note });
   };
+  const best = (system: string, scenarios: string[]) => {
+    const values = rows.filter((row) => row.system.id === system && scenarios.includes(row.spec.scenario) && !row.notRun && !row.processes).map((row) => tps(row) ?? -1);
+    const value = values.length ? Math.max(...values) : -1;
+    return value > 0 ? value : undefined;
+  };
+  const ours0 = tps(find('durable', 'drain-0'));
   const ours1 = tps(find('durable', 'drain-1'));
-  const bestOf = (system: string) => Math.max(...rows.filter((row) => row.system.id === system && row.spec.scenario.startsWith('drain')).map((row) => tps(row) ?? -1));
-  const orUndefined = (value: number) => (value > 0 ? value : undefined);
-  ratioTarget('1-step tasks/s vs DBOS 1-step workflows/s', ours1, tps(find('dbos', 'drain-1')), 10);
-  ratioTarget('1-step tasks/s vs pg-boss batched no-op jobs/s', ours1, tps(find('pg-boss', 'drain-0 batch 50')), 1);
-  ratioTarget(`1-step tasks/s vs BullMQ best no-op jobs/s (${REDIS_DURABILITY})`, ours1, orUndefined(bestOf('bullmq')), 1);
-  ratioTarget('3-step steps/s vs DBOS 3-step steps/s', sps(find('durable', 'drain-3')), sps(find('dbos', 'drain-3')), 5);
+  const bull = best('bullmq', ['drain-0']);
+  const boss = best('pg-boss', ['drain-0', 'drain-0-fetch']);
+  ratioTarget(`1-step drain vs BullMQ no-op, best concurrency (${REDIS_DURABILITY})`, ours1, bull, 1);
+  ratioTarget('1-step drain vs pg-boss 12 batched no-op, best configuration', ours1, boss, 1.5);
+  ratioTarget('no-op drain vs BullMQ no-op', ours0, bull, 1);
+  ratioTarget('no-op drain vs pg-boss 12 batched no-op', ours0, boss, 1.5);
+  ratioTarget('3-step drain vs absurd, steps/s', sps(find('durable', 'drain-3')), sps(find('absurd', 'drain-3')), 10);
   const pickup = find('durable', 'pickup');
-  absolute('enqueue -> start p50', pickup ? aggregate(pickup).p50?.median : undefined, 2, false, 'ms');
-  absolute('enqueue -> start p99', pickup ? aggregate(pickup).p99 : undefined, 10, true, 'ms');
+  absolute('enqueue -> start p50 (idle worker)', pickup ? aggregate(pickup).p50?.median : undefined, 2, false, ' ms');
+  absolute('enqueue -> start p99 (idle worker)', pickup ? aggregate(pickup).p99 : undefined, 10, false, ' ms');
   const emit = find('durable', 'emit');
-  absolute('emit -> resume p50', emit ? aggregate(emit).p50?.median : undefined, 10, true, 'ms');
+  absolute('emit -> resume p50', emit ? aggregate(emit).p50?.median : undefined, 5, false, ' ms');
   const sleepRow = find('durable', 'sleep');
-  absolute('sleep wake-up lateness p50', sleepRow ? aggregate(sleepRow).p50?.median : undefined, 20, true, 'ms');
-  const idle = find('durable', 'idle');
-  absolute('no busy polling while idle (statements/s, poll interval 1 s)', idle ? aggregate(idle).value : undefined, 2, false, '/s');
+  absolute('sleep lateness p50', sleepRow ? aggregate(sleepRow).p50?.median : undefined, 10, false, ' ms');
+  const drain1 = find('durable', 'drain-1');
+  const cost = drain1 ? aggregate(drain1) : undefined;
+  const costNote = cost?.otherCommits ? `other databases committed ${cost.otherCommits} times during a run: the WAL figure includes theirs (BENCH_PRIVATE=1 for a noise-free figure)` : undefined;
+  absolute('commits/task, 1-step drain', cost?.commitsPerTask, 0.01, false, '');
+  absolute('WAL bytes/task, 1-step drain', cost?.walBytesPerTask, 1500, false, ' B', costNote);
   const scale = (k: number) => tps(find('durable', 'drain-1', k));
-  ratioTarget('2 worker processes vs 1', scale(2), scale(1), 1.6, scaleNote(rows, 2));
-  const best12 = Math.max(scale(1) ?? -1, scale(2) ?? -1);
-  ratioTarget('4 worker processes vs best of 1 and 2 (no cliff)', scale(4), orUndefined(best12), 0.9, scaleNote(rows, 4));
+  ratioTarget('2 worker processes vs 1, same total concurrency', scale(2), scale(1), 1.6, scaleNote(rows, 2));
+  const million = find('durable', 'million');
+  ratioTarget(`1-step drain with ${fmt(million ? aggregate(million).extra.keptTasks : undefined)} completed tasks kept vs empty tables`, tps(million), ours1, 0.9);
+  absolute('stats() with the completed tasks kept, p50', million ? aggregate(million).extra.statsP50Ms : undefined, 50, true, ' ms');
+  absolute('listTasks() with the completed tasks kept, p50', million ? aggregate(million).extra.listTasksP50Ms : undefined, 50, true, ' ms');
+  const snapshot = find('durable', 'snapshot');
+  const snapshotRatio = tps(snapshot) !== undefined && ours1 ? tps(snapshot)! / ours1 : undefined;
+  result.push({ target: '1-step drain while a REPEATABLE READ snapshot is held (pg_dump) vs without', ours: tps(snapshot), peer: ours1, ratio: snapshotRatio, need: 'report', verdict: snapshotRatio === undefined ? 'n/a' : 'report' });
+  for (const c of [50, 200]) {
+    const near = tps(find('durable', `distance c${c} loopback`));
+    const far = tps(find('durable', `distance c${c} 2ms RTT`));
+    ratioTarget(`1-step drain at concurrency ${c}, 2 ms RTT vs loopback`, far, near, 0.85);
+    ratioTarget(`1-step drain at concurrency ${c}, 2 ms RTT, vs pg-boss there`, far, tps(find('pg-boss', `distance c${c} 2ms RTT`)), 1.5);
+  }
+  const baselineRow = find('durable', 'idle no worker (baseline)');
+  const baseline = baselineRow ? aggregate(baselineRow).extra : undefined;
+  const baselineWal = baseline && !(baseline.otherCommits > 0) ? baseline.walBytesPerSec : undefined;
+  for (const row of rows.filter((r) => r.system.id === 'durable' && r.spec.scenario === 'idle' && !r.notRun && r !== baselineRow)) {
+    const e = aggregate(row).extra;
+    absolute(`idle: statements/s per process, ${row.spec.variant}`, e.clientStatementsPerSecPerProcess, 1, false, '/s');
+    // Less the server's own WAL with no worker (running-xacts records, checkpoints), when measured clean.
+    const wal = baselineWal !== undefined && e.walBytesPerSec !== undefined ? Math.max(0, e.walBytesPerSec - baselineWal) : e.walBytesPerSec;
+    absolute(`idle: WAL bytes/s, ${row.spec.variant}${baselineWal !== undefined ? `, less the server's baseline of ${fmtSig(baselineWal)} B/s` : ''}`, wal, 0, false, ' B/s',
+      (e.otherCommits ?? 0) > 0 ? 'other databases wrote during the window: server-wide WAL, not ours alone (BENCH_PRIVATE=1)' : undefined);
+  }
   return result;
+}
+
+/** The goals as a markdown table: goal, need, measured, ratio, verdict. */
+function goalsTable(goals: Target[]): string[] {
+  const out = [mdRow(['goal (issue 18)', 'need', 'measured', 'ratio', 'verdict']), mdRow(['---', '--:', '--:', '--:', '---'])];
+  for (const goal of goals) {
+    const measured = goal.ratio !== undefined
+      ? `${fmtSig(goal.ours)} vs ${fmtSig(goal.peer)}`
+      : goal.ours !== undefined && Number.isFinite(goal.ours) ? fmtSig(goal.ours) : 'not measured';
+    out.push(mdRow([goal.target + (goal.note ? ` (${goal.note})` : ''), goal.need, measured, goal.ratio !== undefined ? `${fmtSig(goal.ratio)}x` : '-', goal.verdict]));
+  }
+  return out;
 }
 
 /** Whether Postgres had CPU to spare in the scale row: its share of the machine's cores. */
@@ -536,7 +690,7 @@ function peerRatios(rows: Row[]): string[] {
 async function main(): Promise<void> {
   const startedAt = new Date();
   const cpuModel = cpus()[0]?.model ?? 'unknown';
-  log(`nestjs-durable benchmark: N=${N}, ${RUNS} run(s) per row, ${new Date().toISOString()}`);
+  log(`nestjs-durable benchmark: N=${N}, ${RUNS} run(s) per row, ${new Date().toISOString()}${QUICK ? ' -- BENCH_QUICK: a smoke run, no tuning pass; the figures mean nothing' : ''}`);
   log(`machine: ${cpuModel}, ${cpus().length} cores, ${fmt(totalmem() / 2 ** 30, 1)} GiB; Node ${process.version}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const server = await startServer(log);
   const info: ServerInfo = await serverInfo(server);
@@ -544,7 +698,7 @@ async function main(): Promise<void> {
     Object.entries(info.settings).map(([k, v]) => `${k}=${v}`).join(', '));
   if (server.postmasterPid === undefined) log('postgres CPU: not measurable (the server is not a local process)');
 
-  const wanted = process.env.BENCH_SYSTEMS?.split(',').map((s) => s.trim()).filter(Boolean) ?? Object.keys(SYSTEMS);
+  const wanted = process.env.BENCH_SYSTEMS?.split(',').map((s) => s.trim()).filter(Boolean) ?? DEFAULT_SYSTEMS;
   for (const id of wanted) if (!SYSTEMS[id]) throw new Error(`BENCH_SYSTEMS: unknown system "${id}" (known: ${Object.keys(SYSTEMS).join(', ')})`);
   const adapters: SystemAdapter[] = [];
   const availability = new Map<string, { label: string; notRun?: string }>();
@@ -558,6 +712,8 @@ async function main(): Promise<void> {
     }
     adapters.push(adapter);
     availability.set(id, available);
+    const version = /\d+\.\d+\.\d+[^\s,)]*/.exec(available.label)?.[0];
+    if (version) versions.set(id, version);
     log(`  ${adapter.title}: ${available.label}${available.notRun ? ` -- NOT RUN: ${available.notRun}` : ''}`);
   }
 
@@ -588,7 +744,9 @@ async function main(): Promise<void> {
     const notRun = availability.get(adapter.id)!.notRun;
     for (const spec of adapter.rows) {
       // A row whose settings come from another row needs that row too.
-      if (selected(spec.scenario) || adapter.rows.some((other) => selected(other.scenario) && other.settingsOf === rowKey(spec))) {
+      // A scenario selects all its rows; `scenario variant` (e.g. "distance c50 2ms RTT") one row alone.
+      const picked = (row: RowSpec) => selected(row.scenario) || selected(rowKey(row));
+      if (picked(spec) || adapter.rows.some((other) => picked(other) && other.settingsOf === rowKey(spec))) {
         rows.push({ system: adapter, spec, tuning: [], runs: [], notRun });
       }
     }
@@ -602,13 +760,13 @@ async function main(): Promise<void> {
   const live = rows.filter((row) => !row.notRun);
 
   // Pass 0: pick the best settings of rows with several candidates.
-  const cells = live.reduce((sum, row) => sum + (row.spec.candidates && row.spec.candidates.length > 1 ? row.spec.candidates.length : 0) + (row.spec.runs ?? RUNS), 0);
+  const cells = live.reduce((sum, row) => sum + (!QUICK && !row.spec.settingsOf && row.spec.candidates && row.spec.candidates.length > 1 ? row.spec.candidates.length : 0) + (row.spec.runs ?? RUNS), 0);
   let cell = 0;
   const progress = (row: Row, what: string, result: RunResult) =>
     log(`[${++cell}/${cells}] ${row.system.title} ${label(row)} ${what}: ${describeRun(result)}`);
   for (const row of live) {
     const candidates = row.spec.candidates ?? [{}];
-    if (candidates.length === 1 || row.spec.settingsOf) continue;
+    if (candidates.length === 1 || row.spec.settingsOf || QUICK) continue;
     for (const settings of candidates) {
       const result = await measure(ctx, row, settings, Math.min(nFor(row), TUNE_N));
       row.tuning.push({ settings, tasksPerSec: result.tasksPerSec, error: result.error });
@@ -616,13 +774,12 @@ async function main(): Promise<void> {
     }
   }
   for (const row of live) {
-    if (row.spec.settingsOf) {
-      const source = live.find((other) => other.system === row.system && rowKey(other.spec) === row.spec.settingsOf && !other.processes);
-      const best = source ? bestSettings(source) : undefined;
-      row.settings = best ?? {};
-    } else {
-      row.settings = bestSettings(row) ?? (row.spec.candidates?.[0] ?? {});
-    }
+    if (!row.spec.settingsOf) row.settings = bestSettings(row) ?? (row.spec.candidates?.[0] ?? {});
+  }
+  for (const row of live) {
+    if (!row.spec.settingsOf) continue;
+    const source = live.find((other) => other.system === row.system && rowKey(other.spec) === row.spec.settingsOf && !other.processes);
+    row.settings = source?.settings ?? source?.spec.candidates?.[0] ?? {};
   }
 
   // Measured runs, interleaved (run 1 of every row, then run 2, ...) so that a noisy minute of
@@ -656,14 +813,16 @@ async function main(): Promise<void> {
   }
   for (const adapter of adapters) if (adapter.note) output.push(`  ${adapter.note}`);
   output.push('');
-  output.push('Targets (issue 5), ratios from this run:');
-  const goals = targets(rows);
-  for (const goal of goals) {
-    const values = goal.ratio !== undefined
-      ? `${fmtSig(goal.ratio)}x (${fmt(goal.ours)} vs ${fmt(goal.peer)})`
-      : `${goal.ours !== undefined && Number.isFinite(goal.ours) ? fmtSig(goal.ours) : 'not measured'}`;
-    output.push(`  ${goal.verdict.padEnd(4)} ${goal.target}: ${values}, need ${goal.need}${goal.note ? `; ${goal.note}` : ''}`);
+  const idle = idleTable(rows);
+  if (idle.length > 0) {
+    output.push('Idle cost (no task to run; "~": other databases wrote during the window, so the server-wide WAL is not ours alone):');
+    output.push('', ...idle, '');
   }
+  const details = extraLines(rows);
+  if (details.length > 0) output.push('Details:', ...details, '');
+  output.push(`Goals of issue 18, ratios from this run${QUICK ? ' (BENCH_QUICK: a smoke run, the figures mean nothing)' : ''}:`);
+  const goals = targets(rows);
+  output.push('', ...goalsTable(goals));
   output.push('');
   output.push('Ours / each peer:');
   output.push(...peerRatios(rows));
@@ -707,6 +866,28 @@ async function main(): Promise<void> {
   };
   writeFileSync(outPath, JSON.stringify(json, null, 2));
   log(`\nJSON: ${relative(process.cwd(), outPath)}`);
+}
+
+/** The named figures of the rows that have some (million: stats/listTasks latency), and the distance ratios. */
+function extraLines(rows: Row[]): string[] {
+  const lines: string[] = [];
+  for (const row of rows) {
+    if (row.notRun || row.spec.scenario === 'idle') continue;
+    const extra = aggregate(row).extra;
+    const keys = Object.keys(extra);
+    if (keys.length === 0) continue;
+    lines.push(`  ${systemName(row)} ${label(row)}: ${keys.map((key) => `${key} ${fmtSig(extra[key])}`).join(', ')}`);
+  }
+  for (const system of ['durable', 'pg-boss']) {
+    for (const c of [50, 200]) {
+      const near = rows.find((row) => row.system.id === system && rowKey(row.spec) === `distance c${c} loopback`);
+      const far = rows.find((row) => row.system.id === system && rowKey(row.spec) === `distance c${c} 2ms RTT`);
+      const a = near ? aggregate(near).tasksPerSec?.median : undefined;
+      const b = far ? aggregate(far).tasksPerSec?.median : undefined;
+      if (a && b) lines.push(`  ${systemName(near!)} at concurrency ${c}: 2 ms RTT keeps ${fmtSig(b / a)}x of loopback (${fmt(b)} vs ${fmt(a)} tasks/s)`);
+    }
+  }
+  return lines;
 }
 
 function fanOutLines(rows: Row[]): string[] {

@@ -7,7 +7,9 @@
  * - `restore()`: traffic flows again (connections broken by a freeze are cut first).
  * With `delay`, each chunk is held for the milliseconds it returns (in order within its direction
  * of its connection), as an uneven network would: a statement sent on one connection can then
- * reach the server after a later one sent on another (chaos/suspend-storm.ts).
+ * reach the server after a later one sent on another (chaos/suspend-storm.ts). `delay` may also
+ * be a number: a fixed one-way delay in ms, the same in both directions (`rttMs / 2`), as a
+ * database a few milliseconds away (`npm run bench`, the distance rows).
  */
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 
@@ -15,11 +17,14 @@ export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private mode: 'up' | 'down' | 'frozen' = 'up';
+  private readonly options: { delay?: (chunk: Buffer, toServer: boolean) => number };
 
   constructor(
     private readonly target: { host: string; port: number },
-    private readonly options: { delay?: (chunk: Buffer, toServer: boolean) => number } = {},
+    options: { delay?: number | ((chunk: Buffer, toServer: boolean) => number) } = {},
   ) {
+    const { delay } = options;
+    this.options = { delay: typeof delay === 'number' ? (delay > 0 ? () => delay : undefined) : delay };
     this.server = createServer((downstream) => {
       this.track(downstream);
       if (this.mode === 'down') return downstream.destroy();
@@ -77,16 +82,17 @@ export class TcpProxy {
     let timer: NodeJS.Timeout | undefined;
     const drain = () => {
       timer = undefined;
-      while (queue.length > 0 && queue[0].at <= Date.now()) {
+      while (queue.length > 0 && queue[0].at <= performance.now()) {
         const { chunk } = queue.shift()!;
         if (this.mode === 'up' && !to.destroyed) to.write(chunk);
       }
-      if (queue.length > 0) timer = setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+      if (queue.length > 0) timer = setTimeout(drain, Math.max(0, queue[0].at - performance.now()));
     };
     return (chunk) => {
       if (this.mode !== 'up') return;
-      queue.push({ at: Math.max(Date.now() + delay(chunk, toServer), queue.at(-1)?.at ?? 0), chunk });
-      timer ??= setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+      // performance.now(): sub-millisecond, so a 1 ms delay is not rounded up to 2.
+      queue.push({ at: Math.max(performance.now() + delay(chunk, toServer), queue.at(-1)?.at ?? 0), chunk });
+      timer ??= setTimeout(drain, Math.max(0, queue[0].at - performance.now()));
     };
   }
 

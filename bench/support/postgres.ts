@@ -22,6 +22,11 @@ export interface PgServer {
 export const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export async function startServer(log: (line: string) => void): Promise<PgServer> {
+  // A server of the bench's own: nothing else writes WAL or commits there (noise-free costs).
+  if (process.env.BENCH_PRIVATE === '1') {
+    log('BENCH_PRIVATE=1: starting a private embedded PostgreSQL (nothing else runs on it)');
+    return startEmbedded();
+  }
   const adminUrl = process.env.BENCH_DATABASE_URL ?? DEFAULT_ADMIN_URL;
   const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
   try {
@@ -74,6 +79,9 @@ export async function checkpoint(server: PgServer): Promise<void> {
 
 export interface DbMeters {
   xactCommit: number;
+  xactRollback: number;
+  /** Commits of every other database of the server: > 0 across a window means the WAL figure is not ours alone. */
+  otherCommits: number;
   walLsn: string;
 }
 
@@ -87,10 +95,17 @@ export async function dbMeters(server: PgServer, database: string): Promise<DbMe
   await server.admin.query('select pg_stat_clear_snapshot()');
   const { rows } = await server.admin.query(
     `select (select xact_commit from pg_stat_database where datname = $1)::bigint as commits,
+            (select xact_rollback from pg_stat_database where datname = $1)::bigint as rollbacks,
+            (select coalesce(sum(xact_commit), 0) from pg_stat_database where datname is not null and datname <> $1 and datname <> current_database())::bigint as others,
             pg_current_wal_lsn()::text as lsn`,
     [database],
   );
-  return { xactCommit: Number(rows[0].commits ?? 0), walLsn: rows[0].lsn as string };
+  return {
+    xactCommit: Number(rows[0].commits ?? 0),
+    xactRollback: Number(rows[0].rollbacks ?? 0),
+    otherCommits: Number(rows[0].others ?? 0),
+    walLsn: rows[0].lsn as string,
+  };
 }
 
 export async function walBytesBetween(server: PgServer, from: string, to: string): Promise<number> {

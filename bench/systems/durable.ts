@@ -11,9 +11,11 @@ import {
   DurableClient, DurableModule, DurableTask, type DurableLogger, type TaskContext, type TaskHandle, type WorkerOptions,
 } from '../../lib/index.js';
 import {
-  FANOUT_CHILDREN, inParallel, installedVersion, LastEnds, now, Signals, sleep, type Cell, type CellContext, type FanOutSamples, type Probe,
-  type SystemAdapter,
+  FANOUT_CHILDREN, inParallel, installedVersion, LastEnds, now, Signals, sleep, type Cell, type CellContext, type CellOutcome, type FanOutSamples,
+  type Probe, type SystemAdapter,
 } from './types.js';
+import { idleCell } from './durable-idle.js';
+import { millionCell } from './durable-million.js';
 
 const quiet: DurableLogger = { log: () => undefined, warn: (m) => console.warn(`[durable] ${m}`), error: (m) => console.error(`[durable] ${m}`) };
 
@@ -159,6 +161,36 @@ function drain(steps: number) {
   };
 }
 
+/**
+ * The 1-step drain while one REPEATABLE READ transaction holds its snapshot beside the workers
+ * for the whole window, as a pg_dump (or a long report) does: no row version the drain makes
+ * dead can be cleaned up meanwhile, so claims wade through them.
+ */
+function snapshotDrain(ctx: CellContext): Cell {
+  let app: INestApplicationContext | undefined;
+  let holder: pg.Client | undefined;
+  return {
+    prepare: () => prefill(ctx.databaseUrl, ctx.n, 1),
+    async run() {
+      probe = ctx.probe;
+      holder = new pg.Client({ connectionString: ctx.databaseUrl });
+      await holder.connect();
+      await holder.query('begin isolation level repeatable read');
+      await holder.query('select count(*) from durable.tasks'); // the snapshot is taken here
+      app = await startApp(ctx.databaseUrl, workerOptions(ctx));
+      await ctx.probe.done;
+      await allCompleted(ctx.databaseUrl, ctx.n);
+      const endedAt = now();
+      await holder.query('rollback');
+      return { endedAt } satisfies CellOutcome;
+    },
+    close: async () => {
+      await holder?.end().catch(() => undefined);
+      await app?.close();
+    },
+  };
+}
+
 function spawns(parallel: number) {
   return (ctx: CellContext): Cell => {
     let client: DurableClient | undefined;
@@ -229,25 +261,6 @@ const sleepSamples = async (client: DurableClient, ctx: CellContext) => {
   return Promise.all(waits);
 };
 
-/**
- * Statements per second sent by an idle worker (poll interval 1000 ms) while one task sleeps
- * for a minute: counted on every pg client of the process for 5 s.
- */
-const idleSamples = async (client: DurableClient) => {
-  await client.spawn('bench-sleep', { ms: 60_000 });
-  await sleep(1000);
-  let statements = 0;
-  const original = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    statements += 1;
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
-  const seconds = 5;
-  await sleep(seconds * 1000);
-  pg.Client.prototype.query = original;
-  return [statements / seconds];
-};
-
 /** Fan-outs one after another on an idle worker (its settings: the cell's). */
 const fanOutSamples = async (client: DurableClient, ctx: CellContext) => {
   const samples: number[] = [];
@@ -280,8 +293,11 @@ export const system: SystemAdapter = {
     pickup: latencyCell(pickupSamples),
     emit: latencyCell(emitSamples),
     sleep: latencyCell(sleepSamples),
-    idle: latencyCell(idleSamples),
+    idle: idleCell,
     fanout: latencyCell(fanOutSamples),
+    million: millionCell,
+    snapshot: snapshotDrain,
+    distance: drain(1),
   },
   rows: [
     { scenario: 'drain-1', candidates: [{ concurrency: 200 }, { concurrency: 500 }, { concurrency: 1000 }] },
@@ -292,7 +308,17 @@ export const system: SystemAdapter = {
     { scenario: 'pickup', maxN: 200 },
     { scenario: 'emit', maxN: 200 },
     { scenario: 'sleep', maxN: 200 },
-    { scenario: 'idle', maxN: 1, runs: 1 },
+    // The server's own WAL and transactions with no worker at all (checkpointer, running-xacts records, autovacuum).
+    { scenario: 'idle', variant: 'no worker (baseline)', runs: 1, candidates: [{ processes: 0 }] },
+    { scenario: 'idle', variant: '1 queue', runs: 1, candidates: [{ processes: 1, queues: 1, names: 1 }] },
+    { scenario: 'idle', variant: '20 queues, 50 names', runs: 1, candidates: [{ processes: 1, queues: 20, names: 50 }] },
+    { scenario: 'idle', variant: '10 processes x 20 queues, 50 names', runs: 1, candidates: [{ processes: 10, queues: 20, names: 50 }] },
     { scenario: 'fanout', maxN: 5, candidates: [{ concurrency: 100 }] },
+    { scenario: 'million', settingsOf: 'drain-1' },
+    { scenario: 'snapshot', settingsOf: 'drain-1' },
+    { scenario: 'distance', variant: 'c50 loopback', candidates: [{ concurrency: 50 }] },
+    { scenario: 'distance', variant: 'c50 2ms RTT', candidates: [{ concurrency: 50, rttMs: 2 }] },
+    { scenario: 'distance', variant: 'c200 loopback', candidates: [{ concurrency: 200 }] },
+    { scenario: 'distance', variant: 'c200 2ms RTT', candidates: [{ concurrency: 200, rttMs: 2 }] },
   ],
 };

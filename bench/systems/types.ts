@@ -14,16 +14,30 @@
  * - `pickup`: enqueue to handler start on an idle worker, sequential samples;
  * - `emit`: event emitted to the waiting handler resumed;
  * - `sleep`: a 100 ms sleep's wake-up lateness (actual minus requested);
- * - `idle`: statements the worker sends per second while it has nothing to do;
+ * - `idle`: what idle worker processes cost the database: the cell settles, calls
+ *   `probe.started()` (the orchestrator reads the database's transaction counters and the WAL
+ *   position), idles `settings.idleSeconds`, and returns; the orchestrator reads the meters again
+ *   (server side: transactions/s and WAL bytes/s); the cell's `extra` adds what it counted itself;
+ * - `million`: the 1-step drain with BENCH_MILLION (default 1,000,000) completed tasks kept in the
+ *   tables; `extra` has the latency of `stats()` and `listTasks()` on them;
+ * - `snapshot`: the 1-step drain while a REPEATABLE READ transaction (what pg_dump holds) keeps
+ *   one snapshot open beside the workers for the whole window;
+ * - `distance`: a drain through a TCP proxy that delays each direction by `settings.rttMs / 2`
+ *   (0: loopback, no proxy), at `settings.concurrency`;
  * - `fanout`: a parent workflow starts FANOUT_CHILDREN child workflows of one step, one after
  *   another, and waits for all of them; n repetitions, one after another. Samples: the time from
  *   the end of the last child's function to the parent's line after its wait; totals: from
  *   before the parent's spawn to that line.
  */
 export type Scenario =
-  | 'drain-0' | 'drain-1' | 'drain-3'
+  | 'drain-0' | 'drain-0-fetch' | 'drain-1' | 'drain-3'
   | 'spawn-seq' | 'spawn-batch'
-  | 'pickup' | 'emit' | 'sleep' | 'idle' | 'fanout';
+  | 'pickup' | 'emit' | 'sleep' | 'idle' | 'fanout'
+  | 'million' | 'snapshot' | 'distance';
+
+/** The idle rows: seconds measured (BENCH_IDLE_SECONDS) after the processes settled (BENCH_IDLE_SETTLE). */
+export const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (process.env.BENCH_QUICK === '1' ? 10 : 60));
+export const IDLE_SETTLE = Number(process.env.BENCH_IDLE_SETTLE ?? (process.env.BENCH_QUICK === '1' ? 3 : 12));
 
 /** Children per fan-out of the `fanout` scenario (BENCH_FANOUT_CHILDREN, default 1000). */
 export const FANOUT_CHILDREN = Number(process.env.BENCH_FANOUT_CHILDREN ?? 1000);
@@ -32,6 +46,16 @@ export const FANOUT_CHILDREN = Number(process.env.BENCH_FANOUT_CHILDREN ?? 1000)
 export interface FanOutSamples {
   samples: number[];
   totals: number[];
+}
+
+/** What a cell's run() may resolve with besides a plain list of samples. */
+export interface CellOutcome {
+  samples?: number[];
+  totals?: number[];
+  /** Named figures of the cell (medians across runs are printed under the table). */
+  extra?: Record<string, number>;
+  /** The end of the measured window when run() did more after it (epoch ms). */
+  endedAt?: number;
 }
 
 export type Settings = Record<string, string | number | boolean>;
@@ -55,7 +79,7 @@ export interface Cell {
    * The measured work. Drains and spawns report through `probe` and resolve once
    * `probe.done` resolved; latency cells resolve with their samples in milliseconds.
    */
-  run(): Promise<number[] | FanOutSamples | void>;
+  run(): Promise<number[] | FanOutSamples | CellOutcome | void>;
   /** Stops workers and closes every connection. */
   close(): Promise<void>;
 }
