@@ -2,10 +2,10 @@
  * `npm run bench`: nestjs-durable against the systems users would pick instead, in one run, on
  * one PostgreSQL server (a fresh database per measurement). See bench/README.md.
  *
- * Env: BENCH_N (tasks per drain, default 20000), BENCH_RUNS (runs per row, default 3),
+ * Env: BENCH_N (tasks per drain, default 50000), BENCH_RUNS (runs per row, default 3),
  * BENCH_SYSTEMS (comma list, default all), BENCH_DATABASE_URL (admin URL of the server),
  * BENCH_SCENARIOS (comma list of scenarios, e.g. drain-1,pickup,scale; default all),
- * BENCH_SCALE (worker processes of the scale test, default 1,2,4), BENCH_FANOUT_CHILDREN (children per
+ * BENCH_SCALE (worker processes of the scale test, default 1,2), BENCH_FANOUT_CHILDREN (children per
  * fan-out of the fanout rows, default 1000), BENCH_TUNE_N (tasks per run of
  * the tuning pass, default 5000), BENCH_OUT (JSON path).
  */
