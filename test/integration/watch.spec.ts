@@ -169,7 +169,10 @@ describe('client.watch', () => {
       }));
     })));
     await eventually(async () => (await sql.query(`select count(*)::int as n from durable.watches`)).rows[0].n === 500, 10_000, 'registrations');
-    expect(await listeners(sql, db.name)).toBe(2); // the worker app's and the producer's
+    // The worker app's and the producer's: the producer's opens with the first watch, and may
+    // still be connecting when the registrations (written by the poll) are in.
+    await eventually(async () => (await listeners(sql, db.name)) === 2, 10_000, 'the producer to listen');
+    expect(await listeners(sql, db.name)).toBe(2);
     // One poll a second for all of them: count the producer's statements over three seconds.
     const store = (producer.client as unknown as { store: { query: (...args: unknown[]) => Promise<unknown> } }).store;
     const query = store.query;
