@@ -24,7 +24,7 @@ export function buildStatements(schema: string) {
    * and whether a live worker polls its queue. The rest of the statement sees the rows as `t`.
    *
    * Flow limits (w_held_by, w_held_until), read once per flow group among the page's pending and
-   * sleeping tasks whose name has a `flow_limits` row (not once per task), as the claim counts:
+   * due sleeping tasks whose name has a `flow_limits` row (not once per task), as the claim counts:
    * - `held_concurrency`, per (queue, name, concurrency key): the group's running runs with an
    *   unexpired lease against `concurrency`, counted in one pass over the running runs of the
    *   limited queues (runs_running; as many as the workers run at once, not the backlog);
@@ -50,7 +50,9 @@ export function buildStatements(schema: string) {
     flow_groups as materialized (
       select distinct p.queue, p.name, p.concurrency_key, l.concurrency, l.rate_max, l.rate_per_ms
       from page p join ${s}.flow_limits l on l.queue = p.queue and l.name = p.name
-      where p.state in ('pending', 'sleeping')
+      -- A sleeping task is held only once its wait is over (its run due): most never are.
+      where p.state = 'pending' or (p.state = 'sleeping'
+        and exists (select 1 from ${s}.runs r, clock where r.id = p.run_id and r.available_at <= clock.w_now))
     ),
     held_concurrency as (
       select k.queue as c_queue, k.name as c_name, k.concurrency_key as c_key
