@@ -99,6 +99,24 @@ describe('client.stats', () => {
     expect(delayed).toEqual({ queue: 'delayed-only', pending: 1, running: 0, sleeping: 0, completed: 0, failed: 0, cancelled: 0, oldestPendingAgeMs: null });
   });
 
+  it('finds the oldest due pending task at whatever priority it has (here a lower one than the queue\'s highest)', async () => {
+    // Due since: priority 9, in an hour (not due); 5, 1 minute; 0, 10 minutes (the oldest); -3, 2 minutes.
+    const dueSince: [number, number][] = [[9, -60], [5, 1], [0, 10], [-3, 2]];
+    for (const [priority, minutesAgo] of dueSince) {
+      const { taskId } = await t.client.spawn('anything', {}, { queue: 'ranked', priority });
+      await sql.query(`update durable.runs set available_at = now() - $2 * interval '1 minute' where task_id = $1`, [taskId, minutesAgo]);
+    }
+    const [ranked] = await t.client.stats({ queue: 'ranked' });
+    expect(ranked.pending).toBe(4);
+    expect(ranked.oldestPendingAgeMs).toBeGreaterThanOrEqual(10 * 60_000);
+    expect(ranked.oldestPendingAgeMs).toBeLessThan(11 * 60_000);
+    // With the 0 task started (no longer pending), the -3 one is the oldest.
+    await sql.query(`update durable.runs set state = 'running' where queue = 'ranked' and priority = 0`);
+    const [after] = await t.client.stats({ queue: 'ranked' });
+    expect(after.oldestPendingAgeMs).toBeGreaterThanOrEqual(2 * 60_000);
+    expect(after.oldestPendingAgeMs).toBeLessThan(3 * 60_000);
+  });
+
   it('reports an unknown queue with zeros, lists queues without tasks, and refuses a bad name', async () => {
     expect(await t.client.stats({ queue: 'nobody-here' })).toEqual([
       { queue: 'nobody-here', pending: 0, running: 0, sleeping: 0, completed: 0, failed: 0, cancelled: 0, oldestPendingAgeMs: null },

@@ -3,7 +3,7 @@
  * ('queued', 'delayed', 'retry', 'sleep', 'event', 'children', 'noWorker'), null for running and
  * terminal tasks, the same answer from getTask and listTasks, and the workers' heartbeats it
  * relies on (written by the worker loop, deleted when a worker stops, expired when a worker
- * vanished). 'concurrency' and 'rateLimit' come with flow control.
+ * vanished). 'concurrency' and 'rateLimit': waiting-for-limits.spec.ts.
  */
 import type pg from 'pg';
 import { DurableClient, type DurableLogger, type TaskContext, type TaskSnapshot } from '../../lib/index.js';

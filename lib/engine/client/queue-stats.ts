@@ -6,7 +6,7 @@ import { assertName } from '../support/validation.js';
  * `client.stats`: per queue, the tasks in each state and the wait of the oldest due pending
  * task. The counts come from `task_counts` (kept by triggers on `tasks`, see migration 0009), so
  * the cost grows with the number of queues, not of tasks; the oldest wait is one probe of the
- * claim index per queue.
+ * claim index per priority level present in the queue (see migration 0011).
  */
 export async function queueStats(store: Store, options: StatsOptions = {}): Promise<QueueStats[]> {
   if (options.queue !== undefined) assertName(options.queue, 'queue');

@@ -39,7 +39,7 @@ export function toWaitingFor(row: Row, task: Pick<TaskSnapshot, 'name' | 'state'
   if (!row.w_polled) {
     return wait('noWorker', `due now, but no worker has polled queue ${queue} recently: start a worker with this queue in its queues`);
   }
-  // FLOW CONTROL PLUGS IN HERE: statements.ts's tasksWithWaiting sets w_held_by and w_held_until.
+  // From statements.ts's withWaiting: a due task a flow limit holds back (w_held_by), and when a rate window reopens.
   if (row.w_held_by === 'concurrency') {
     return wait('concurrency', `held back by the concurrency limit of task ${JSON.stringify(task.name)}: as many are running as it allows`);
   }

@@ -50,7 +50,11 @@ export async function runMigrations(dataSource: DataSource, schema: string): Pro
 
 // ---- What the schema holds before durable's migrations run ------------------------------------
 
-/** The tables and indexes of durable's migrations, all created `if not exists`. */
+/**
+ * The tables and indexes of durable's migrations, all created `if not exists`. `runs_claimable` stays
+ * listed though 0008 drops it: 0001 still creates it `if not exists` and 0008 drops it by name, so an
+ * app's relation of that name would be taken for durable's and dropped.
+ */
 const DURABLE_RELATIONS = [
   'queues', 'tasks', 'runs', 'checkpoints', 'events', 'waits', 'test_clock',
   'tasks_idempotency_key', 'tasks_created_at', 'tasks_queue_created_at', 'tasks_cancel_at', 'tasks_finished_at',

@@ -583,6 +583,27 @@ AS $function$
   select case when jsonb_typeof(p) = 'number' then least(greatest((p #>> '{}')::numeric, -1e300), 1e300)::double precision end
 $function$;
 
+CREATE OR REPLACE FUNCTION durable._oldest_due(p_queue text, p_now timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with recursive levels(priority) as (
+    (select r.priority from "durable".runs r where r.queue = p_queue and r.state in ('pending', 'sleeping')
+      order by r.priority desc limit 1)
+    union all
+    select (select r.priority from "durable".runs r where r.queue = p_queue and r.state in ('pending', 'sleeping')
+        and r.priority < l.priority order by r.priority desc limit 1)
+    from levels l where l.priority is not null
+  )
+  select min((select r.available_at from "durable".runs r
+      where r.queue = p_queue and r.priority = l.priority and r.state in ('pending', 'sleeping')
+        and r.state = 'pending' and r.available_at <= p_now
+      order by r.priority desc, r.available_at limit 1))
+  from levels l where l.priority is not null
+$function$;
+
 CREATE OR REPLACE FUNCTION durable._renew_lease(p_run uuid, p_now timestamp with time zone, p_lease_ms double precision)
  RETURNS void
  LANGUAGE sql
@@ -1321,10 +1342,7 @@ begin
     coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'completed'), 0),
     coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'failed'), 0),
     coalesce((select c.n from counts c where c.queue = n.queue and c.state = 'cancelled'), 0),
-    -- runs_claimable, in due order: the first pending run that is due.
-    (select r.available_at from "durable".runs r
-      where r.queue = n.queue and r.state in ('pending', 'sleeping') and r.state = 'pending' and r.available_at <= v_now
-      order by r.available_at limit 1),
+    "durable"._oldest_due(n.queue, v_now),
     v_now
   from names n order by n.queue;
 end $function$;

@@ -22,6 +22,18 @@ export function buildStatements(schema: string) {
    * order); each is then joined, set-based, with the database clock (once per statement), its
    * live run's wait if it is pending or sleeping (w_*), the children its join still waits for,
    * and whether a live worker polls its queue. The rest of the statement sees the rows as `t`.
+   *
+   * Flow limits (w_held_by, w_held_until), read once per flow group among the page's pending and
+   * due sleeping tasks whose name has a `flow_limits` row (not once per task), as the claim counts:
+   * - `held_concurrency`, per (queue, name, concurrency key): the group's running runs with an
+   *   unexpired lease against `concurrency`, counted in one pass over the running runs of the
+   *   limited queues (runs_running; as many as the workers run at once, not the backlog);
+   * - `held_rate`, per (queue, name): the starts in `flow_starts` within the last `rate_per_ms`
+   *   (flow_starts_window), at most `rate_max` + 1, against `rate_max`; the window lets one more
+   *   start when the oldest of those leaves it. When the count is over the limit (a limit lowered
+   *   since), that is the (count - max + 1)th oldest, as the claim computes it.
+   * Only a due task (its run's available_at has come) is held; concurrency wins over a rate when
+   * both are full (the rate window's reopening would not start it).
    */
   const withWaiting = (page: string, select: string, rest = '') => `
     with page as materialized (${page}),
@@ -34,13 +46,43 @@ export function buildStatements(schema: string) {
         join ${s}.tasks k on k.id = c.id and k.state in ('pending', 'running', 'sleeping')
       where p.state = 'sleeping'
       group by p.id
+    ),
+    flow_groups as materialized (
+      select distinct p.queue, p.name, p.concurrency_key, l.concurrency, l.rate_max, l.rate_per_ms
+      from page p join ${s}.flow_limits l on l.queue = p.queue and l.name = p.name
+      -- A sleeping task is held only once its wait is over (its run due): most never are.
+      where p.state = 'pending' or (p.state = 'sleeping'
+        and exists (select 1 from ${s}.runs r, clock where r.id = p.run_id and r.available_at <= clock.w_now))
+    ),
+    held_concurrency as (
+      select k.queue as c_queue, k.name as c_name, k.concurrency_key as c_key
+      from ${s}.runs r join ${s}.tasks k on k.id = r.task_id cross join clock
+      where r.queue in (select g.queue from flow_groups g where g.concurrency is not null) and r.state = 'running'
+        and r.lease_expires_at > clock.w_now
+        and (k.queue, k.name) in (select g.queue, g.name from flow_groups g where g.concurrency is not null)
+      group by k.queue, k.name, k.concurrency_key
+      having count(*) >= min((select l.concurrency from ${s}.flow_limits l where l.queue = k.queue and l.name = k.name))
+    ),
+    held_rate as (
+      select g.queue as r_queue, g.name as r_name, opens.at + g.rate_per_ms * interval '1 millisecond' as r_until
+      from (select distinct queue, name, rate_max, rate_per_ms from flow_groups where rate_max is not null) g
+        cross join clock
+        cross join lateral (select count(*) as n from (select 1 from ${s}.flow_starts fs
+          where fs.queue = g.queue and fs.name = g.name and fs.started_at > clock.w_now - g.rate_per_ms * interval '1 millisecond'
+          limit g.rate_max + 1) recent) started
+        cross join lateral (select fs.started_at as at from ${s}.flow_starts fs
+          where fs.queue = g.queue and fs.name = g.name and fs.started_at > clock.w_now - g.rate_per_ms * interval '1 millisecond'
+          order by fs.started_at offset greatest(started.n - g.rate_max, 0) limit 1) opens
+      where started.n >= g.rate_max
     )
     select ${select},
       w_available_at > w_now as w_later, nullif(w_available_at, 'infinity') as w_until, w_event, w_join, w_join_deadline,
       w_children, w_queue is not null as w_polled,
-      -- FLOW CONTROL PLUGS IN HERE: 'concurrency' or 'rateLimit' when a limit holds this due task
-      -- back (and, for a rate limit, when its window lets it start), e.g. from a CTE joined below.
-      null::text as w_held_by, null::timestamptz as w_held_until
+      -- 'concurrency' or 'rateLimit' when a limit holds this due task back (and, for a rate
+      -- limit, when its window lets it start).
+      case when w_available_at > w_now then null when c_queue is not null then 'concurrency'
+        when r_queue is not null then 'rateLimit' end as w_held_by,
+      case when w_available_at <= w_now and c_queue is null then r_until end as w_held_until
     from page t cross join clock
       left join lateral (select r.available_at as w_available_at, r.wake_event as w_event,
           r.join_children is not null as w_join, r.join_deadline as w_join_deadline
@@ -48,6 +90,9 @@ export function buildStatements(schema: string) {
         limit 1) w on true -- a key lookup per row, never a scan of all runs
       left join open_children oc on oc.w_task_id = t.id
       left join polled pq on pq.w_queue = t.queue
+      left join held_concurrency hc on hc.c_queue = t.queue and hc.c_name = t.name
+        and hc.c_key is not distinct from t.concurrency_key
+      left join held_rate hr on hr.r_queue = t.queue and hr.r_name = t.name
     ${rest}`;
   return {
     channels: channelsOf(schema),

@@ -10,6 +10,7 @@ import { DurableCancelLockOrder1764000000007 } from './0007-cancel-lock-order.js
 import { DurableFlowControl1764000000008 } from './0008-flow-control.js';
 import { DurableProgressAndWatching1764000000009 } from './0009-progress-and-watching.js';
 import { DurableWorkerHeartbeats1764000000010 } from './0010-worker-heartbeats.js';
+import { DurableQueueStatsByPriority1764000000011 } from './0011-queue-stats-by-priority.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -34,6 +35,7 @@ export const durableMigrations = [
   DurableFlowControl1764000000008,
   DurableProgressAndWatching1764000000009,
   DurableWorkerHeartbeats1764000000010,
+  DurableQueueStatsByPriority1764000000011,
 ];
 
 /**
