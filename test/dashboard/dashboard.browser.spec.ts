@@ -10,6 +10,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import playwright, { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { eventually } from '../../devkit/wait.js';
 import { DurableClient } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
@@ -129,7 +130,9 @@ afterAll(async () => { await browser?.close(); });
 
   it('lists tasks with filters, keyset pages and what each unfinished one waits for; shows the queues with their chart', async () => {
     const delayed = await client.spawn('echo', { later: true }, { queue: 'shop', delayMs: 3_600_000 });
-    await client.spawn('await-payment', {}, { queue: 'shop' });
+    const awaiting = await client.spawn('await-payment', {}, { queue: 'shop' });
+    // The list is drawn once per page load: load it once the task waits for its event.
+    await eventually(async () => (await client.getTask(awaiting.taskId))?.state === 'sleeping', 10_000, 'the task to wait for its event');
     await page.goto(`${url}/tasks?queue=shop`);
     await expectText(page, `tr[data-task="${delayed.taskId}"]`, 'not to start before');
     await page.locator('tr[data-task] .waiting', { hasText: 'payment-confirmed' }).first().waitFor();

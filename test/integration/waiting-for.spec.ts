@@ -14,8 +14,10 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-database.
 const HOUR = 3_600_000;
 const silent: DurableLogger = { log() {}, warn() {}, error() {} };
 
-let release: () => void = () => undefined;
-const released = () => new Promise<void>((resolve) => (release = resolve));
+// Blocker executions wait here until release() lets every waiting one go.
+const waiters: (() => void)[] = [];
+const released = () => new Promise<void>((resolve) => waiters.push(resolve));
+const release = () => { for (const resolve of waiters.splice(0)) resolve(); };
 
 const Blocker = durableTask('Blocker', { name: 'blocker', queue: 'busy' }, async () => {
   await released();
@@ -73,8 +75,10 @@ describe('TaskSnapshot.waitingFor', () => {
     const task = await client.getTask(behind.taskId);
     expect(task!.state).toBe('pending');
     expect(task!.waitingFor).toEqual({ reason: 'queued', message: expect.stringContaining('free worker slot on queue "busy"') });
+    await eventually(() => waiters.length === 1, 10_000, 'the first blocker to wait');
     release();
     await settled(running.taskId, 'completed');
+    await eventually(() => waiters.length === 1, 10_000, 'the second blocker to wait');
     release();
     await settled(behind.taskId, 'completed');
   });
