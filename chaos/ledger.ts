@@ -55,6 +55,9 @@ export interface Execution {
   late: { step: number; by?: string; error?: string }[];
 }
 
+/** A timestamptz column as microseconds since the epoch, in text (exact in a JS number until 2255). */
+const US = (column: string) => `(extract(epoch from ${column}) * 1000000)::bigint::text`;
+
 interface LogRow {
   run_id: string;
   old_state: string;
@@ -63,6 +66,8 @@ interface LogRow {
   epoch: number;
   error_name: string | null;
   at: Date;
+  /** `at` in microseconds since the epoch (a Date keeps milliseconds only). */
+  at_us: string;
 }
 
 /** One claim of a run (a transition to `running`), how it ended, and the executions it had. */
@@ -71,6 +76,7 @@ export interface Claim {
   worker: string;
   epoch: number;
   at: Date;
+  atUs: number;
   end?: LogRow;
   executions: Execution[];
 }
@@ -144,12 +150,15 @@ export async function auditLedger(pool: pg.Pool, rules: LedgerRules): Promise<{ 
   const checkpoints = new Map((await rows<{ key: string; value: { v?: number; by?: string } }>(
     `select task_id || '/' || name as key, value from durable.checkpoints`,
   )).map((c) => [c.key, c.value]));
-  const writes = (await rows<{ task_id: string; key: string; op: string; written_at: Date }>(
-    `select task_id, task_id || '/' || name as key, op, written_at from public.chaos_checkpoint_writes order by written_at`,
+  // Times compared with each other are read in microseconds: a step's checkpoint and the
+  // suspension that ends its claim can fall in one millisecond.
+  const writes = (await rows<{ task_id: string; key: string; op: string; written_at: Date; written_us: string }>(
+    `select task_id, task_id || '/' || name as key, op, written_at, ${US('written_at')} as written_us
+     from public.chaos_checkpoint_writes order by written_at`,
   )).filter((w) => ledger.has(w.task_id));
   const executions = await rows<Execution>(`select * from public.chaos_executions`);
   const stepRuns = await rows<{ task_id: string; step: number; exec: string; pid: number }>(`select task_id, step, exec, pid from public.chaos_step_runs`);
-  const log = await rows<LogRow>(`select * from public.chaos_run_log order by run_id, at`);
+  const log = await rows<LogRow>(`select *, ${US('at')} as at_us from public.chaos_run_log order by run_id, at`);
   const doubles = await rows<unknown>(
     `select task_id from public.chaos_completions group by task_id having count(*) > 1
      union select task_id from durable.runs where state = 'completed' group by task_id having count(*) > 1`,
@@ -162,7 +171,7 @@ export async function auditLedger(pool: pg.Pool, rules: LedgerRules): Promise<{ 
     claimsOf.set(row.run_id, list);
     const open = list.at(-1);
     if (row.old_state === 'running' && open && !open.end) open.end = row;
-    if (row.new_state === 'running') list.push({ runId: row.run_id, worker: row.new_worker ?? '', epoch: row.epoch, at: row.at, executions: [] });
+    if (row.new_state === 'running') list.push({ runId: row.run_id, worker: row.new_worker ?? '', epoch: row.epoch, at: row.at, atUs: Number(row.at_us), executions: [] });
   }
   const execById = new Map(executions.map((e) => [e.exec, e]));
   const claimOf = new Map<string, Claim>();
@@ -182,8 +191,11 @@ export async function auditLedger(pool: pg.Pool, rules: LedgerRules): Promise<{ 
   const replaced = writes.filter((w) => w.op !== 'INSERT');
   note('checkpoints replaced after they were first written', replaced);
 
-  const inserts = new Map<string, { n: number; at: Date }>();
-  for (const w of writes.filter((w) => w.op === 'INSERT')) inserts.set(w.key, { n: (inserts.get(w.key)?.n ?? 0) + 1, at: inserts.get(w.key)?.at ?? w.written_at });
+  const inserts = new Map<string, { n: number; at: Date; us: number }>();
+  for (const w of writes.filter((w) => w.op === 'INSERT')) {
+    const first = inserts.get(w.key);
+    inserts.set(w.key, { n: (first?.n ?? 0) + 1, at: first?.at ?? w.written_at, us: first?.us ?? Number(w.written_us) });
+  }
   const badCheckpoints: unknown[] = [];
   const wrong: unknown[] = [];
   for (const t of tasks.filter((task) => task.state === 'completed')) {
@@ -215,9 +227,9 @@ export async function auditLedger(pool: pg.Pool, rules: LedgerRules): Promise<{ 
   for (const [key, value] of checkpoints) {
     if (!ledger.has(key.slice(0, 36)) || !key.includes('/step:') || !value?.by) continue;
     const claim = claimOf.get(value.by);
-    const at = inserts.get(key)?.at;
-    if (!claim || !at || at < claim.at || (claim.end && at >= claim.end.at)) {
-      staleWrites.push({ key, writer: value.by, writtenAt: at, claimedAt: claim?.at, claimEnded: claim?.end?.at, endedAs: claim?.end?.new_state });
+    const written = inserts.get(key);
+    if (!claim || !written || written.us < claim.atUs || (claim.end && written.us >= Number(claim.end.at_us))) {
+      staleWrites.push({ key, writer: value.by, writtenAt: written?.at, claimedAt: claim?.at, claimEnded: claim?.end?.at, endedAs: claim?.end?.new_state });
     }
   }
   note('checkpoints written outside their writer\'s claim (a stale execution\'s write accepted)', staleWrites);
