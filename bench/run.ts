@@ -907,9 +907,13 @@ function flowLines(rows: Row[]): string[] {
     for (const row of flow.filter((r) => r.system === system && r !== base)) {
       const tps = aggregate(row).tasksPerSec?.median;
       if (!tps) continue;
+      // A binding rate limit: the first window's `max` starts come at once; the pace is the rest over the window.
       const max = Number(row.settings?.max);
-      const perMs = Number(row.settings?.perMs);
-      const limit = row.settings?.mode === 'rate' && max / perMs * 1000 < (plain ?? Infinity) ? `; limit ${fmt(max / perMs * 1000)}/s, reached ${fmtSig(tps / (max / perMs * 1000))}x` : '';
+      const perSec = (max / Number(row.settings?.perMs)) * 1000;
+      const ok = row.runs.filter((run) => run.ok && run.n > max);
+      const pace = median(ok.map((run) => (run.n - max) / run.seconds));
+      const limit = row.settings?.mode === 'rate' && perSec < (plain ?? Infinity) && ok.length
+        ? `; limit ${fmt(perSec)}/s: after the first window's ${fmt(max)} starts, ${fmt(pace)}/s = ${fmtSig(pace / perSec)}x the limit` : '';
       lines.push(`  ${systemName(row)} ${row.spec.variant}: ${plain ? `${fmtSig(tps / plain)}x` : '-'} (${fmt(tps)} vs ${plain ? fmt(plain) : '-'} tasks/s${limit})`);
     }
   }

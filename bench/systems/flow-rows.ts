@@ -29,10 +29,14 @@ export const FLOW_VARIANTS: Record<keyof typeof FLOW_ROWS, string> = {
 /** The binding rate row lasts N / 1000 s: capped so that a full run stays short. */
 const RATE_MAX_N = 10_000;
 
-/** A `flow` row of one mode, with the system's own worker settings (its unlimited drain's). */
-export function flowRow(mode: keyof typeof FLOW_ROWS, worker: Record<string, number>): RowSpec {
+/**
+ * A `flow` row of one mode with the system's worker settings; several: a tuning pass picks the
+ * fastest (pg-boss's groups, whose batches never come back full, so its loops wait out their
+ * polling interval at large batch sizes).
+ */
+export function flowRow(mode: keyof typeof FLOW_ROWS, ...workers: Record<string, number>[]): RowSpec {
   return {
-    scenario: 'flow', variant: FLOW_VARIANTS[mode], candidates: [{ ...worker, ...FLOW_ROWS[mode] }],
+    scenario: 'flow', variant: FLOW_VARIANTS[mode], candidates: workers.map((worker) => ({ ...worker, ...FLOW_ROWS[mode] })),
     ...(mode === 'rate' ? { maxN: RATE_MAX_N } : {}),
   };
 }

@@ -186,6 +186,7 @@ export const system: SystemAdapter = {
     { scenario: 'distance', variant: 'c200 loopback', candidates: [{ concurrency: 200, batchSize: 50 }] },
     { scenario: 'distance', variant: 'c200 2ms RTT', candidates: [{ concurrency: 200, batchSize: 50, rttMs: 2 }] },
     // Flow control: groups (`group: { id }` + `groupConcurrency`, global across nodes) and priorities; no rate limit in pg-boss.
-    ...(['unlimited', 'priorities', 'groups', 'global'] as const).map((mode) => flowRow(mode, { batchSize: 50, localConcurrency: 4 })),
+    ...(['unlimited', 'priorities', 'global'] as const).map((mode) => flowRow(mode, { batchSize: 50, localConcurrency: 4 })),
+    flowRow('groups', { batchSize: 10, localConcurrency: 20 }, { batchSize: 50, localConcurrency: 4 }, { batchSize: 2, localConcurrency: 50 }),
   ],
 };
