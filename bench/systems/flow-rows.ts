@@ -22,7 +22,7 @@ export const FLOW_VARIANTS: Record<keyof typeof FLOW_ROWS, string> = {
   priorities: 'priorities 0..4',
   groups: '50 groups x 2 at once + priorities',
   global: 'global limit 100 + priorities',
-  rateFree: 'rate limit, not binding',
+  rateFree: 'rate limit not binding (1M/s)',
   rate: 'rate limit 1000/s',
 };
 
