@@ -13,7 +13,10 @@
  *    head of the queue; one claim of the runnable task behind them (timed in a transaction that
  *    rolls back), for H = 0, 1000, 10000.
  * 3. A claim that comes up short with S sleeping runs in the queue, for S = 0, 20000.
- * 4. EXPLAIN of the ordinary claim's candidate scan with a backlog: an index scan with a LIMIT,
+ * 4. One claim of up to 200 runs (timed alone, rolled back) on each path: plain, a rate limit that
+ *    never binds, a concurrency limit of 100 on the name, 2 per key over 50 keys (issue 15: where
+ *    the limited drains of `npm run bench` scenario `flow` spend their time).
+ * 5. EXPLAIN of the ordinary claim's candidate scan with a backlog: an index scan with a LIMIT,
  *    no sort.
  *
  * BENCH_DATABASE_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres),
@@ -157,6 +160,25 @@ async function claimCosts(): Promise<void> {
       const plain = await timeClaim(pool, 'sleepy-q', 50);
       const limited = await timeClaim(pool, 'sleepy-limited-q', 50);
       console.log(`| ${s} | ${plain.ms.toFixed(2)} | ${limited.ms.toFixed(2)} |`);
+    }
+
+    console.log('\n## One claim of up to 200 on each path (5000 pending runs per queue; rolled back)\n');
+    console.log('| queue | claim ms (median of 15) | claimed | per run µs |');
+    console.log('|---|--:|--:|--:|');
+    const limit = (queue: string, columns: string, values: string) =>
+      `insert into durable.flow_limits (queue, name, ${columns}, updated_at) values ('${queue}', 'p', ${values}, now())`;
+    const paths: [string, string, string | undefined, (i: number) => SpawnOptions][] = [
+      ['plain', 'path-plain', undefined, () => ({})],
+      ['rate limit 1M/s (not binding)', 'path-rate', limit('path-rate', 'rate_max, rate_per_ms', '1000000, 1000'), () => ({})],
+      ['concurrency 100, priorities 0..4', 'path-global', limit('path-global', 'concurrency', '100'), (i) => ({ priority: i % 5 })],
+      ['concurrency 2 x 50 keys, priorities 0..4', 'path-keys', limit('path-keys', 'concurrency', '2'), (i) => ({ priority: i % 5, concurrencyKey: `k${i % 50}` })],
+    ];
+    for (const [label, queue, insertLimit, options] of paths) {
+      await Promise.all(Array.from({ length: 5000 }, (_, i) => producer.spawn('p', {}, { queue, ...options(i) })));
+      if (insertLimit) await pool.query(insertLimit);
+      await pool.query('analyze durable.runs; analyze durable.tasks');
+      const { ms, claimed } = await timeClaim(pool, queue, 200);
+      console.log(`| ${label} | ${ms.toFixed(2)} | ${claimed} | ${((ms * 1000) / Math.max(claimed, 1)).toFixed(0)} |`);
     }
 
     console.log('\n## EXPLAIN of the ordinary claim\'s candidate scan (20000 due runs, priority 0)\n');

@@ -57,6 +57,7 @@ const SCENARIO_TITLE: Record<string, string> = {
   million: 'drain, 1 step, 1M completed kept',
   snapshot: 'drain, 1 step, snapshot held',
   distance: 'drain, 1 step',
+  flow: 'drain, no-op, flow control',
 };
 
 function positive(name: string, fallback: number): number {
@@ -826,6 +827,12 @@ async function main(): Promise<void> {
   output.push('');
   output.push('Ours / each peer:');
   output.push(...peerRatios(rows));
+  const flow = flowLines(rows);
+  if (flow.length > 0) {
+    output.push('');
+    output.push('Flow control (issue 15): each flow row\'s tasks/s over its own system\'s unlimited drain of the same kind (same worker settings):');
+    output.push(...flow);
+  }
   const fanOut = fanOutLines(rows);
   if (fanOut.length > 0) {
     output.push('');
@@ -887,6 +894,31 @@ function extraLines(rows: Row[]): string[] {
       if (a && b) lines.push(`  ${systemName(near!)} at concurrency ${c}: 2 ms RTT keeps ${fmtSig(b / a)}x of loopback (${fmt(b)} vs ${fmt(a)} tasks/s)`);
     }
   }
+  return lines;
+}
+
+/** The `flow` rows: each over its system's `unlimited` flow row; the binding rate row against its limit too. */
+function flowLines(rows: Row[]): string[] {
+  const lines: string[] = [];
+  const flow = rows.filter((row) => row.spec.scenario === 'flow' && !row.notRun);
+  for (const system of new Set(flow.map((row) => row.system))) {
+    const base = flow.find((row) => row.system === system && row.spec.variant === 'unlimited');
+    const plain = base ? aggregate(base).tasksPerSec?.median : undefined;
+    for (const row of flow.filter((r) => r.system === system && r !== base)) {
+      const tps = aggregate(row).tasksPerSec?.median;
+      if (!tps) continue;
+      // A binding rate limit: the first window's `max` starts come at once; the pace is the rest over the window.
+      const max = Number(row.settings?.max);
+      const perSec = (max / Number(row.settings?.perMs)) * 1000;
+      const ok = row.runs.filter((run) => run.ok && run.n > max);
+      const pace = median(ok.map((run) => (run.n - max) / run.seconds));
+      const limit = row.settings?.mode === 'rate' && perSec < (plain ?? Infinity) && ok.length
+        ? `; limit ${fmt(perSec)}/s: after the first window's ${fmt(max)} starts, ${fmt(pace)}/s = ${fmtSig(pace / perSec)}x the limit` : '';
+      lines.push(`  ${systemName(row)} ${row.spec.variant}: ${plain ? `${fmtSig(tps / plain)}x` : '-'} (${fmt(tps)} vs ${plain ? fmt(plain) : '-'} tasks/s${limit})`);
+    }
+  }
+  if (flow.some((row) => row.system.id === 'pg-boss')) lines.push('  pg-boss has no consumer-side rate limit (singletonSeconds throttles sends): no rate rows');
+  if (flow.some((row) => row.system.id === 'bullmq')) lines.push('  BullMQ groups (a limit per group key) are BullMQ Pro only: no groups row');
   return lines;
 }
 

@@ -17,16 +17,19 @@
  *      lost child, no second child, every parent completes once with the right fan-in).
  *   9. crash storm under a concurrency limit: SIGKILLed workers while `concurrency: 3` tasks run;
  *      the limit is never exceeded, and a killed worker's slot comes back by lease expiry.
+ *  10. schedule ticks: three worker processes each declare the same every-second schedule and run
+ *      for a minute of real time: exactly one task per tick second, none missing, each with its
+ *      tick in headers['durable.scheduledFor'].
  *
- * Parts 1 and 3-8 run on an embedded PostgreSQL this script starts (or on the server of
+ * Parts 1 and 3-10 run on an embedded PostgreSQL this script starts (or on the server of
  * CHAOS_DATABASE_URL, an admin URL allowed to CREATE DATABASE); part 2 always starts a dedicated
  * embedded server, since it stops it. Sizes come from the environment:
  *   CHAOS_TASKS (3000), CHAOS_WORKERS (4), CHAOS_KILLS (30), CHAOS_KILL_INTERVAL_MS (300),
  *   CHAOS_LOAD_TASKS (20000), CHAOS_SUSPENDED (5000), CHAOS_CONTENTION_MS (20000),
  *   CHAOS_SUSPEND_TASKS (1500), CHAOS_SUSPEND_KILLS (20), CHAOS_POISON_HEALTHY (5000),
  *   CHAOS_POISON_EACH (5), CHAOS_TIMEOUT_MS (30000), CHAOS_FANOUT_PARENTS (4), CHAOS_FANOUT_CHILDREN (1000),
- *   CHAOS_FANOUT_KILLS (30), CHAOS_LIMIT_TASKS (300), CHAOS_LIMIT_KILLS (10), CHAOS_SEED,
- *   CHAOS_PARTS ("1,2,3,4,5,6,7,8,9").
+ *   CHAOS_FANOUT_KILLS (30), CHAOS_LIMIT_TASKS (300), CHAOS_LIMIT_KILLS (10), CHAOS_TICKS_MS (62000),
+ *   CHAOS_SEED, CHAOS_PARTS ("1,2,3,4,5,6,7,8,9,10").
  * Exits 1 if anything was lost, completed twice, or re-executed beyond what the kills explain,
  * or a run was stranded.
  */
@@ -46,9 +49,10 @@ import {
 } from './report.js';
 import { runSpawnContention } from './spawn-contention.js';
 import { runSuspendStorm } from './suspend-storm.js';
+import { formatTicks, runScheduleTicks } from './schedule-ticks.js';
 import { runTimeoutStorm } from './timeout-storm.js';
 
-const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7,8,9').split(',').map((part) => part.trim()));
+const parts = new Set((process.env.CHAOS_PARTS ?? '1,2,3,4,5,6,7,8,9,10').split(',').map((part) => part.trim()));
 const servers: EmbeddedPostgresServer[] = [];
 /** A fresh database for one part, with the test clock on (the load run moves it forward). */
 const chaosDatabase = (adminUrl: string) => createDatabase(adminUrl, { prefix: 'durable_chaos', testClock: true });
@@ -91,7 +95,7 @@ async function mainServer(): Promise<string> {
 async function main(): Promise<void> {
   const started = Date.now();
   console.log('# nestjs-durable chaos suite');
-  const adminUrl = ['1', '2', '3', '4', '5', '6', '7', '8', '9'].some((part) => parts.has(part)) ? await mainServer() : '';
+  const adminUrl = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'].some((part) => parts.has(part)) ? await mainServer() : '';
 
   if (parts.has('1')) {
     const db = await chaosDatabase(adminUrl);
@@ -205,6 +209,15 @@ async function main(): Promise<void> {
       `duration               ${(report.durationMs / 1000).toFixed(1)} s`,
     ].join('\n');
     section('9. Crash storm under a concurrency limit', body, report.violations);
+    await db.drop();
+  }
+
+  if (parts.has('10')) {
+    const db = await chaosDatabase(adminUrl);
+    const options = { databaseUrl: db.url, workers: 3, durationMs: env('CHAOS_TICKS_MS', 62_000), log };
+    console.log(`\n10. schedule ticks: ${options.workers} worker processes, one every-second schedule (\`* * * * * *\`) declared by each, for ${options.durationMs / 1000} s of real time`);
+    const report = await runScheduleTicks(options);
+    section('10. Schedule ticks', formatTicks(report), report.violations);
     await db.drop();
   }
 

@@ -22,11 +22,14 @@
  *   (ctx.joinAll), and returns { children, sum } over their results.
  * - `limited` { pauseMs }: concurrency-limited (LIMITED_CONCURRENCY across all processes); records
  *   each execution's start and end in `chaos_limited` (chaos/limit-storm.ts).
+ * - `tick`: declared with an every-second schedule (`* * * * * *`, chaos/schedule-ticks.ts);
+ *   returns its `durable.scheduledFor` header. Registered only when CHAOS_TICKS=1, so that the
+ *   other parts' workers fire no schedule.
  *
  * Environment: CHAOS_DATABASE_URL (required), CHAOS_DURABLE_URL (durable's own connection, e.g.
  * through a TCP proxy; default CHAOS_DATABASE_URL; the test's tables are always written
  * directly), CHAOS_WORKER_ID (default `chaos-<pid>`), CHAOS_CONCURRENCY (10; the pool gets 2
- * more), CHAOS_LEASE_MS (5000), CHAOS_POLL_MS (200), CHAOS_QUERY_TIMEOUT_MS (5000), CHAOS_LOGS
+ * more), CHAOS_LEASE_MS (5000), CHAOS_POLL_MS (200), CHAOS_QUERY_TIMEOUT_MS (5000), CHAOS_TICKS ('1': register `tick` and its schedule), CHAOS_LOGS
  * ('all' | 'errors' | 'none'; default 'errors': warnings and errors).
  *
  * IPC requests (`{ id, type, ... }`, answered with `{ id, ... }`):
@@ -288,6 +291,14 @@ class AttemptTask implements DurableTaskHandler<unknown, number> {
   }
 }
 
+/** `tick`: fired by the schedule its decorator declares (each process declares it at startup); returns its tick. */
+@DurableTask({ name: 'tick', schedule: { cron: '* * * * * *' }, maxAttempts: 10, retry: { kind: 'fixed', delayMs: 100 } })
+class TickTask implements DurableTaskHandler<unknown, unknown> {
+  async run(_params: unknown, ctx: TaskContext) {
+    return ctx.headers['durable.scheduledFor'] ?? null;
+  }
+}
+
 const logs = process.env.CHAOS_LOGS ?? 'errors';
 
 @Module({
@@ -307,7 +318,10 @@ const logs = process.env.CHAOS_LOGS ?? 'errors';
       },
     }),
   ],
-  providers: [{ provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask, FanOutTask, LimitedTask],
+  providers: [
+    { provide: EFFECTS, useValue: effects }, StormTask, NapTask, WaitTask, LedgerTask, AttemptTask, FanOutTask, LimitedTask,
+    ...(process.env.CHAOS_TICKS === '1' ? [TickTask] : []),
+  ],
 })
 class ChaosWorkerModule {}
 

@@ -17,6 +17,8 @@ export interface WorkerSettings {
   pollIntervalMs?: number;
   queryTimeoutMs?: number;
   logs?: 'all' | 'errors' | 'none';
+  /** Register the `tick` task and its every-second schedule (chaos part 10). */
+  ticks?: boolean;
   /** Every line the process prints. */
   onLine?: (line: string) => void;
 }
@@ -39,6 +41,7 @@ export async function startChaosWorker(settings: WorkerSettings, bootTimeoutMs =
       CHAOS_POLL_MS: String(settings.pollIntervalMs ?? 200),
       CHAOS_QUERY_TIMEOUT_MS: String(settings.queryTimeoutMs ?? 5000),
       CHAOS_LOGS: settings.logs ?? 'errors',
+      CHAOS_TICKS: settings.ticks ? '1' : '',
       NO_COLOR: '1',
     },
   });

@@ -3,15 +3,17 @@
  * redis-server (appendonly yes, appendfsync always). A job counts as done on the worker's
  * 'completed' event, which fires once Redis has recorded the completion.
  */
+import { flowDrain } from './bullmq-flow.js';
+import { flowRow } from './flow-rows.js';
 import { installedVersion, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter } from './types.js';
 
-function connection(ctx: CellContext) {
+export function connection(ctx: CellContext) {
   const url = new URL(ctx.redisUrl ?? 'redis://127.0.0.1:6379');
   return { host: url.hostname, port: Number(url.port), maxRetriesPerRequest: null };
 }
 
 /** One queue per cell (named after the cell's database), on a Redis emptied first. */
-const queueName = (ctx: CellContext) => `bench-${new URL(ctx.databaseUrl).pathname.slice(1)}`;
+export const queueName = (ctx: CellContext) => `bench-${new URL(ctx.databaseUrl).pathname.slice(1)}`;
 
 async function prefill(ctx: CellContext, n: number): Promise<void> {
   const { Queue } = await import('bullmq');
@@ -88,9 +90,11 @@ export const system: SystemAdapter = {
     if (!ioredis) return { label: `bullmq ${version}`, notRun: 'ioredis (the Redis driver BullMQ loads) is not installed' };
     return { label: `bullmq ${version} (ioredis ${ioredis})` };
   },
-  cells: { 'drain-0': drain, pickup },
+  cells: { 'drain-0': drain, pickup, flow: flowDrain },
   rows: [
     { scenario: 'drain-0', candidates: [{ concurrency: 10 }, { concurrency: 50 }, { concurrency: 100 }, { concurrency: 200 }] },
     { scenario: 'pickup', maxN: 200, candidates: [{ concurrency: 10 }] },
+    // Flow control in open-source BullMQ: priorities, Queue.setGlobalConcurrency, the Worker's limiter. Groups are BullMQ Pro only.
+    ...(['unlimited', 'priorities', 'global', 'rateFree', 'rate'] as const).map((mode) => flowRow(mode, { concurrency: 200 })),
   ],
 };

@@ -16,6 +16,8 @@ import {
 } from './types.js';
 import { idleCell } from './durable-idle.js';
 import { millionCell } from './durable-million.js';
+import { flowCell } from './durable-flow.js';
+import { flowRow } from './flow-rows.js';
 
 const quiet: DurableLogger = { log: () => undefined, warn: (m) => console.warn(`[durable] ${m}`), error: (m) => console.error(`[durable] ${m}`) };
 
@@ -298,6 +300,7 @@ export const system: SystemAdapter = {
     million: millionCell,
     snapshot: snapshotDrain,
     distance: drain(1),
+    flow: flowCell,
   },
   rows: [
     { scenario: 'drain-1', candidates: [{ concurrency: 200 }, { concurrency: 500 }, { concurrency: 1000 }] },
@@ -320,5 +323,6 @@ export const system: SystemAdapter = {
     { scenario: 'distance', variant: 'c50 2ms RTT', candidates: [{ concurrency: 50, rttMs: 2 }] },
     { scenario: 'distance', variant: 'c200 loopback', candidates: [{ concurrency: 200 }] },
     { scenario: 'distance', variant: 'c200 2ms RTT', candidates: [{ concurrency: 200, rttMs: 2 }] },
+    ...(['unlimited', 'priorities', 'groups', 'global', 'rateFree', 'rate'] as const).map((mode) => flowRow(mode, { concurrency: 200 })),
   ],
 };

@@ -10,9 +10,11 @@
  * pg-boss 12 declares Node >= 22.12 in `engines`; it runs on Node 20 (npm prints EBADENGINE).
  */
 import pg from 'pg';
+import { flowDrain } from './pg-boss-flow.js';
+import { flowRow } from './flow-rows.js';
 import { IDLE_SECONDS, IDLE_SETTLE, installedVersion, now, Signals, sleep, type Cell, type CellContext, type SystemAdapter } from './types.js';
 
-const QUEUE = 'bench';
+export const QUEUE = 'bench';
 
 // pg-boss 12 is an ES module with a named export (10 was CommonJS, its module the class).
 async function loadPgBoss(): Promise<any> {
@@ -20,7 +22,7 @@ async function loadPgBoss(): Promise<any> {
   return mod.PgBoss ?? mod.default?.PgBoss ?? mod.default ?? mod;
 }
 
-async function newBoss(databaseUrl: string, extra: Record<string, unknown> = {}): Promise<any> {
+export async function newBoss(databaseUrl: string, extra: Record<string, unknown> = {}): Promise<any> {
   const PgBoss = await loadPgBoss();
   const boss = new PgBoss({ connectionString: databaseUrl, ...extra });
   boss.on('error', (error: Error) => console.error(`[pg-boss] ${error.message}`));
@@ -51,7 +53,7 @@ async function prefill(databaseUrl: string, n: number): Promise<void> {
 }
 
 /** Waits until every job of the queue is completed, as stored (checked after the last handler). */
-async function allCompleted(databaseUrl: string, n: number): Promise<void> {
+export async function allCompleted(databaseUrl: string, n: number): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -169,7 +171,7 @@ export const system: SystemAdapter = {
     const version = await installedVersion('pg-boss');
     return version ? { label: `pg-boss ${version}` } : { label: 'pg-boss', notRun: 'pg-boss is not installed (npm install)' };
   },
-  cells: { 'drain-0': workDrain, 'drain-0-fetch': fetchDrain, distance: workDrain, pickup, idle },
+  cells: { 'drain-0': workDrain, 'drain-0-fetch': fetchDrain, distance: workDrain, pickup, idle, flow: flowDrain },
   rows: [
     {
       scenario: 'drain-0', variant: 'work batch',
@@ -183,5 +185,8 @@ export const system: SystemAdapter = {
     { scenario: 'distance', variant: 'c50 2ms RTT', candidates: [{ concurrency: 50, batchSize: 50, rttMs: 2 }] },
     { scenario: 'distance', variant: 'c200 loopback', candidates: [{ concurrency: 200, batchSize: 50 }] },
     { scenario: 'distance', variant: 'c200 2ms RTT', candidates: [{ concurrency: 200, batchSize: 50, rttMs: 2 }] },
+    // Flow control: groups (`group: { id }` + `groupConcurrency`, global across nodes) and priorities; no rate limit in pg-boss.
+    ...(['unlimited', 'priorities', 'global'] as const).map((mode) => flowRow(mode, { batchSize: 50, localConcurrency: 4 })),
+    flowRow('groups', { batchSize: 10, localConcurrency: 20 }, { batchSize: 50, localConcurrency: 4 }, { batchSize: 2, localConcurrency: 50 }),
   ],
 };

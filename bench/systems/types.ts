@@ -24,6 +24,8 @@
  *   one snapshot open beside the workers for the whole window;
  * - `distance`: a drain through a TCP proxy that delays each direction by `settings.rttMs / 2`
  *   (0: loopback, no proxy), at `settings.concurrency`;
+ * - `flow`: N no-op tasks drained under flow control (`settings.mode`: none, priorities, groups,
+ *   global, rate; bench/systems/flow-rows.ts), beside the same drain without it;
  * - `fanout`: a parent workflow starts FANOUT_CHILDREN child workflows of one step, one after
  *   another, and waits for all of them; n repetitions, one after another. Samples: the time from
  *   the end of the last child's function to the parent's line after its wait; totals: from
@@ -33,7 +35,7 @@ export type Scenario =
   | 'drain-0' | 'drain-0-fetch' | 'drain-1' | 'drain-3'
   | 'spawn-seq' | 'spawn-batch'
   | 'pickup' | 'emit' | 'sleep' | 'idle' | 'fanout'
-  | 'million' | 'snapshot' | 'distance';
+  | 'million' | 'snapshot' | 'distance' | 'flow';
 
 /** The idle rows: seconds measured (BENCH_IDLE_SECONDS) after the processes settled (BENCH_IDLE_SETTLE). */
 export const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (process.env.BENCH_QUICK === '1' ? 10 : 60));

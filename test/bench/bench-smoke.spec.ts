@@ -59,4 +59,32 @@ describe('npm run bench (smoke)', () => {
     }
     expect(json.targets.find((t) => t.target.startsWith('commits/task'))?.verdict).toMatch(/^(PASS|MISS)$/);
   }, 180_000);
+
+  it('runs flow rows of ours and prints the ratio of each to the unlimited drain (issue 15)', async () => {
+    const out = join(dir, 'flow.json');
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(join(ROOT, 'node_modules', '.bin', 'tsx'), [join(ROOT, 'bench', 'run.ts')], {
+        cwd: ROOT,
+        timeout: 150_000,
+        env: {
+          ...process.env,
+          BENCH_DATABASE_URL: adminUrl(),
+          BENCH_QUICK: '1',
+          BENCH_N: '300',
+          BENCH_SYSTEMS: 'durable',
+          // One row by its variant, as BENCH_SCENARIOS allows.
+          BENCH_SCENARIOS: 'flow unlimited,flow 50 groups x 2 at once + priorities',
+          BENCH_OUT: out,
+        },
+      }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+    });
+    expect({ code, stderr: code === 0 ? '' : stderr.slice(-2000) }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toMatch(/\| nestjs-durable \d+\.\d+\.\d+ \| drain, no-op, flow control \(unlimited\) \| [\d,]+ \|/);
+    expect(stdout).toContain('Flow control (issue 15)');
+    expect(stdout).toMatch(/nestjs-durable \d+\.\d+\.\d+ 50 groups x 2 at once \+ priorities: [\d.]+x \([\d,]+ vs [\d,]+ tasks\/s\)/);
+    const json = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
+    const flow = json.rows.filter((r) => r.scenario === 'flow');
+    expect(flow).toHaveLength(2);
+    for (const row of flow) expect(row.runs[0]).toMatchObject({ ok: true, n: 300 });
+  }, 180_000);
 });
