@@ -54,7 +54,7 @@ export async function main(argv: string[], io: CliIo, version: string): Promise<
 function describe(error: unknown, schema: string): string {
   if (error instanceof TaskNotFoundError) return `${error.message} (list tasks with \`nestjs-durable tasks list\`)`;
   const message = error instanceof Error ? error.message : String(error);
-  if (/(relation|function) "?[\w.]+"? does not exist|function [\w."]+\(.*\) does not exist/.test(message)) {
+  if (/(relation|function|schema) "?[\w.]+"? does not exist|function [\w."]+\(.*\) does not exist/.test(message)) {
     return `${message}\nThe schema "${schema}" has no durable tables, or older ones: run \`nestjs-durable migrate\` (or check --schema).`;
   }
   return message;

@@ -262,6 +262,9 @@ describe('the nestjs-durable CLI (built binary)', () => {
     const result = await cli('--schema', 'elsewhere', 'tasks', 'list');
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: '' });
     expect(result.stderr).toContain('The schema "elsewhere" has no durable tables, or older ones: run `nestjs-durable migrate`');
+    const missing = await cli('--schema', 'no_such_schema', 'queues', 'stats');
+    expect({ code: missing.code, stdout: missing.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(missing.stderr).toContain('The schema "no_such_schema" has no durable tables, or older ones: run `nestjs-durable migrate`');
   });
 
   it('queues stats prints the counts per queue and state, as a table and as JSON', async () => {
