@@ -154,8 +154,9 @@ describe('client.watch', () => {
     expect(hub.size.tasks).toBe(0);
     expect(hub.timer).toBeUndefined();
     await eventually(async () => (await listeners(sql, db.name)) === 1, 10_000, 'the producer\'s LISTEN connection to close');
+    // Within the query timeout (20 s) and a retry: on a loaded CI machine one statement can stall.
     await eventually(
-      async () => (await sql.query(`select count(*)::int as n from durable.watches`)).rows[0].n === 0, 10_000, 'the registration to go',
+      async () => (await sql.query(`select count(*)::int as n from durable.watches`)).rows[0].n === 0, 30_000, 'the registration to go',
     );
   });
 
@@ -168,7 +169,7 @@ describe('client.watch', () => {
         next: (s) => s.state === 'completed' && completed.push(s), error: reject, complete: resolve,
       }));
     })));
-    await eventually(async () => (await sql.query(`select count(*)::int as n from durable.watches`)).rows[0].n === 500, 10_000, 'registrations');
+    await eventually(async () => (await sql.query(`select count(*)::int as n from durable.watches`)).rows[0].n === 500, 30_000, 'registrations');
     // The worker app's and the producer's: the producer's opens with the first watch, and may
     // still be connecting when the registrations (written by the poll) are in.
     await eventually(async () => (await listeners(sql, db.name)) === 2, 10_000, 'the producer to listen');
