@@ -171,7 +171,8 @@ export async function runLeaseFencing(options: FencingOptions): Promise<FencingR
     proxy.freeze();
     log('fencing: A is cut off, inside X\'s step s2 and before Y\'s return');
 
-    const { rows: [{ takeoverFrom }] } = await pool.query(`select clock_timestamp() as "takeoverFrom"`);
+    // As text: a Date keeps milliseconds only, and a write just before the takeover would read as after it.
+    const { rows: [{ takeoverFrom }] } = await pool.query(`select clock_timestamp()::text as "takeoverFrom"`);
     const b = await startApp(
       { databaseUrl: options.databaseUrl, poolSize: 4, worker: { ...worker, workerId: 'B' } },
       [{ provide: WHO, useValue: 'B' }, { provide: EFFECTS, useValue: pool }, FencedTask],
@@ -222,7 +223,7 @@ export async function runLeaseFencing(options: FencingOptions): Promise<FencingR
 
     // Checkpoints: written once each; X's s2 and s3 by B; nothing from A after the takeover.
     const { rows: writes } = await pool.query<{ task_id: string; name: string; attempt: number; op: string; late: boolean }>(
-      `select task_id, name, attempt, op, written_at > $1 as late from public.chaos_checkpoint_writes where task_id = any($2) order by written_at`,
+      `select task_id, name, attempt, op, written_at > $1::timestamptz as late from public.chaos_checkpoint_writes where task_id = any($2) order by written_at`,
       [takeoverFrom, [x, y]],
     );
     const summary = (id: string) => writes.filter((w) => w.task_id === id).map((w) => `${w.name}@${w.attempt}${w.op === 'INSERT' ? '' : ` ${w.op}`}`);
