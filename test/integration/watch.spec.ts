@@ -30,6 +30,7 @@ class JourneyTask implements DurableTaskHandler<{ event: string }, string> {
     await ctx.step('after-nap', async () => {
       await pause(HOLD_MS);
       await ctx.setProgress({ phase: 'waiting' });
+      await pause(HOLD_MS);
       return 1;
     });
     await ctx.awaitEvent(params.event);
@@ -158,6 +159,21 @@ describe('client.watch', () => {
     await eventually(
       async () => (await sql.query(`select count(*)::int as n from durable.watches`)).rows[0].n === 0, 30_000, 'the registration to go',
     );
+  });
+
+  it('removes the registration of a watcher that leaves while its renewal is queued (after a reconnect)', async () => {
+    const hub = producer.client as unknown as { watches: { notified(n: undefined): void } };
+    const { taskId } = await producer.client.spawn(QuickTask, { n: 2 });
+    const snapshots: TaskSnapshot[] = [];
+    const subscription = producer.client.watch(taskId).subscribe((s) => snapshots.push(s));
+    await eventually(async () => snapshots.length === 1, 10_000, 'the first snapshot');
+    const registered = async () => (await sql.query(`select count(*)::int as n from durable.watches where task_id = $1`, [taskId])).rows[0].n;
+    expect(await registered()).toBe(1);
+    // What the notifier does on (re)connecting: every watched id is queued for registration again.
+    hub.watches.notified(undefined);
+    subscription.unsubscribe();
+    // Well before the registration's 60 s expiry.
+    await eventually(async () => (await registered()) === 0, 10_000, 'the registration to go');
   });
 
   it('serves 1,000 watchers in a producer-only process with one LISTEN connection and one poll', async () => {

@@ -104,7 +104,10 @@ export class WatchHub {
     if (!set?.delete(watcher) || set.size > 0) return;
     this.watchers.delete(taskId);
     this.dirty.delete(taskId);
-    if (!this.toAdd.delete(taskId)) this.toRemove.add(taskId);
+    // Always removed, even with a registration still queued: a queued one may be a renewal (or a
+    // re-registration after a reconnect) of a row that is in the table already.
+    this.toAdd.delete(taskId);
+    this.toRemove.add(taskId);
     if (this.watchers.size === 0) this.stop();
     this.schedule();
   }
