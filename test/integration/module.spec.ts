@@ -618,7 +618,7 @@ describe('schema and queue options', () => {
     );
     expect(tables.rows.map((row) => row.table_schema)).toEqual(tables.rows.map(() => 'durable_custom'));
     expect(tables.rows.map((row) => row.table_name)).toEqual(
-      ['checkpoints', 'durable_migrations', 'events', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'task_counts', 'tasks', 'test_clock', 'waits', 'watches', 'worker_heartbeats'],
+      ['checkpoints', 'durable_migrations', 'events', 'flow_hands', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'task_counts', 'tasks', 'test_clock', 'waits', 'watches', 'worker_heartbeats'],
     );
     const schemas = await sql.query(`select nspname from pg_namespace where nspname in ('durable', 'durable_custom')`);
     expect(schemas.rows).toEqual([{ nspname: 'durable_custom' }]);

@@ -8,7 +8,7 @@ import { sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.j
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 const MIGRATION_NAMES = durableMigrations.map((Migration) => new Migration().name);
-const DURABLE_TABLES = ['checkpoints', 'durable_migrations', 'events', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'task_counts', 'tasks', 'test_clock', 'waits', 'watches', 'worker_heartbeats'];
+const DURABLE_TABLES = ['checkpoints', 'durable_migrations', 'events', 'flow_hands', 'flow_limits', 'flow_starts', 'queues', 'runs', 'schedules', 'task_counts', 'tasks', 'test_clock', 'waits', 'watches', 'worker_heartbeats'];
 
 @DurableTask({ name: 'shared-double' })
 class DoubleTask implements DurableTaskHandler<{ n: number }, number> {

@@ -59,7 +59,7 @@ const DURABLE_RELATIONS = [
   'queues', 'tasks', 'runs', 'checkpoints', 'events', 'waits', 'test_clock',
   'tasks_idempotency_key', 'tasks_created_at', 'tasks_queue_created_at', 'tasks_cancel_at', 'tasks_finished_at',
   'runs_claimable', 'runs_running', 'waits_event', 'waits_task', 'watches', 'task_counts', 'worker_heartbeats',
-  'flow_limits', 'flow_starts', 'schedules', 'runs_claim_priority', 'flow_starts_window', 'schedules_due',
+  'flow_limits', 'flow_starts', 'schedules', 'runs_claim_priority', 'flow_starts_window', 'schedules_due', 'flow_hands',
 ];
 
 const KINDS: Record<string, string> = { r: 'table', p: 'table', v: 'view', m: 'materialized view', i: 'index', I: 'index', f: 'foreign table' };

@@ -20,6 +20,14 @@ create table durable.events (
   constraint events_pkey PRIMARY KEY (queue, name)
 );
 
+create unlogged table durable.flow_hands (
+  queue text not null,
+  priority integer not null,
+  after_at timestamp with time zone not null,
+  after_id uuid not null,
+  constraint flow_hands_pkey PRIMARY KEY (queue, priority)
+);
+
 create table durable.flow_limits (
   queue text not null,
   name text not null,
@@ -36,7 +44,8 @@ create table durable.flow_limits (
 create table durable.flow_starts (
   queue text not null,
   name text not null,
-  started_at timestamp with time zone not null
+  started_at timestamp with time zone not null,
+  n integer not null default 1
 );
 CREATE INDEX flow_starts_window ON durable.flow_starts USING btree (queue, name, started_at);
 
@@ -351,9 +360,10 @@ begin
     limit p_limit
     for update of r, t skip locked
   ), claimed_runs as (
-    update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = c.epoch,
+    -- The same row versions as the candidates read (locked): claim_epoch + 1 is their epoch.
+    update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = r.claim_epoch + 1,
       lease_expires_at = p_lease_until, started_at = coalesce(r.started_at, p_now), wake_event = null
-    from candidates c where r.id = c.run_id
+    where r.id = any(array(select c.run_id from candidates c))
   ), claimed_tasks as (
     update "durable".tasks t set state = 'running', updated_at = p_now,
       first_started_at = coalesce(t.first_started_at, p_now),
@@ -361,9 +371,8 @@ begin
         when t.first_started_at is not null then t.cancel_at
         when t.cancellation is null then null
         else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
-    from candidates c where t.id = c.task_id
+    where t.id = any(array(select c.task_id from candidates c))
   )
-  -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
     cps.list, cps.bytes, p_now, null::timestamptz
   from candidates c,
@@ -378,13 +387,14 @@ begin
   with candidates as (
     select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
       t.queue, t.name, t.params, t.headers
-    from "durable".runs r join "durable".tasks t on t.id = r.task_id
-    where r.id = any(p_ids) and r.state in ('pending', 'sleeping') and t.state in ('pending', 'sleeping')
+    from unnest(p_ids) ids(id) join "durable".runs r on r.id = ids.id join "durable".tasks t on t.id = r.task_id
+    where r.state in ('pending', 'sleeping') and t.state in ('pending', 'sleeping')
     for update of r, t
   ), claimed_runs as (
-    update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = c.epoch,
+    -- The same row versions as the candidates read (locked): claim_epoch + 1 is their epoch.
+    update "durable".runs r set state = 'running', worker_id = p_worker, claim_epoch = r.claim_epoch + 1,
       lease_expires_at = p_lease_until, started_at = coalesce(r.started_at, p_now), wake_event = null
-    from candidates c where r.id = c.run_id
+    where r.id = any(array(select c.run_id from candidates c))
   ), claimed_tasks as (
     update "durable".tasks t set state = 'running', updated_at = p_now,
       first_started_at = coalesce(t.first_started_at, p_now),
@@ -392,9 +402,8 @@ begin
         when t.first_started_at is not null then t.cancel_at
         when t.cancellation is null then null
         else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
-    from candidates c where t.id = c.task_id
+    where t.id = any(array(select c.task_id from candidates c))
   )
-  -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
     cps.list, cps.bytes, p_now, null::timestamptz
   from candidates c,
@@ -908,22 +917,33 @@ declare
   v_prio integer;
   v_limited boolean;
   v_limited_queues text[] := '{}';
-  -- Limited path: per group, the room left ({group: n}); groups full or decided by another claim.
+
+  -- Limited path: per group and per rate-limited name, the room left (decided once per claim);
+  -- groups and names full, or decided by another claim.
   v_room jsonb := '{}';
   v_blocked text[] := '{}';
   v_rate_room jsonb := '{}';
   v_rate_blocked text[] := '{}';
-  v_take uuid[];
   v_after_at timestamptz;
   v_after_id uuid;
-  v_passes integer;
   v_lim integer;
-  v_rated text[];
-  v_pass integer;
-  v_group text;
-  v_left integer;
-  v_at timestamptz;
   v_want integer;
+  v_pass integer;
+  v_last_at timestamptz;
+  v_last_id uuid;
+  v_bound_at timestamptz;
+  v_bound_id uuid;
+  v_hand boolean;
+  v_hand_at timestamptz;
+  v_hand_id uuid;
+  v_ids uuid[];
+  v_groups text[];
+  v_names text[];
+  v_new text[];
+  v_lost text[];
+  v_take uuid[];
+  v_took_groups jsonb;
+  v_took_names jsonb;
 begin
   -- The sweeps are skipped when the caller swept a moment ago (they are not urgent).
   for v_k in 0 .. case when p_sweep then v_n - 1 else -1 end loop
@@ -997,96 +1017,165 @@ begin
       else
         v_after_at := '-infinity';
         v_after_id := '00000000-0000-0000-0000-000000000000';
-        v_passes := 0;
+        v_bound_at := 'infinity';
+        v_bound_id := 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+        v_hand := false;
+        v_lim := v_quota - v_got + 16;
         loop
           v_want := v_quota - v_got;
           exit when v_want <= 0;
-          -- Each pass reads on from where the last stopped, more rows each time.
-          v_lim := v_want + 16 * (1 << least(v_passes, 12));
-          v_passes := v_passes + 1;
-          v_take := '{}';
-          v_rated := '{}';
-          v_pass := 0;
-          for v_row in
-            select r.id, r.available_at, t.name, t.concurrency_key, l.concurrency, l.rate_max, l.rate_per_ms
+          if not v_hand and (v_after_at > '-infinity' or cardinality(v_blocked) + cardinality(v_rate_blocked) > 0) then
+            -- Past the head of the level, or skipping held groups from the start: on from the
+            -- hand if it is further, and at most SCAN_BUDGET runs.
+            v_hand := true;
+            select h.after_at, h.after_id into v_hand_at, v_hand_id from "durable".flow_hands h
+            where h.queue = v_queue and h.priority = v_prio;
+            if found and (v_hand_at, v_hand_id) > (v_after_at, v_after_id) then
+              v_after_at := v_hand_at;
+              v_after_id := v_hand_id;
+            end if;
+            select r.available_at, r.id into v_bound_at, v_bound_id from "durable".runs r
+            where r.queue = v_queue and r.priority = v_prio and r.state in ('pending', 'sleeping')
+              and r.available_at <= v_now and (r.available_at, r.id) > (v_after_at, v_after_id)
+            order by r.available_at, r.id offset 1000 limit 1;
+            if not found then
+              v_bound_at := 'infinity';
+              v_bound_id := 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+            end if;
+          end if;
+          -- 1. The next runs of the level after the cursor (up to the bound), not of a group or
+          --    name known to be held, locked, with their group and rate-limited name.
+          select count(*), (array_agg(c.available_at order by c.available_at desc, c.id desc))[1],
+            (array_agg(c.id order by c.available_at desc, c.id desc))[1],
+            coalesce(array_agg(c.id order by c.available_at, c.id), '{}'),
+            coalesce(array_agg(c.grp order by c.available_at, c.id), '{}'),
+            coalesce(array_agg(c.rname order by c.available_at, c.id), '{}')
+          into v_pass, v_last_at, v_last_id, v_ids, v_groups, v_names
+          from (
+            select r.id, r.available_at,
+              case when l.concurrency is not null then json_build_array(t.name, t.concurrency_key)::text end as grp,
+              case when l.rate_max is not null then t.name end as rname
             from "durable".runs r join "durable".tasks t on t.id = r.task_id
               left join "durable".flow_limits l on l.queue = r.queue and l.name = t.name
             where r.queue = v_queue and r.priority = v_prio and r.state in ('pending', 'sleeping')
-              and r.available_at <= v_now and (r.available_at, r.id) > (v_after_at, v_after_id)
-              and t.state in ('pending', 'sleeping')
-              and not (t.name = any(v_rate_blocked))
-              and not (json_build_array(t.name, t.concurrency_key)::text = any(v_blocked))
+              and r.available_at <= v_now and t.state in ('pending', 'sleeping')
+              and (r.available_at, r.id) > (v_after_at, v_after_id) and (r.available_at, r.id) <= (v_bound_at, v_bound_id)
+              and not (t.name = any(v_rate_blocked)) and not (json_build_array(t.name, t.concurrency_key)::text = any(v_blocked))
             order by r.available_at, r.id
             limit v_lim
-            for update of r, t skip locked
-          loop
-            v_pass := v_pass + 1;
-            v_after_at := v_row.available_at;
-            v_after_id := v_row.id;
-            continue when v_want <= 0;
-            if v_row.rate_max is not null then
-              continue when v_row.name = any(v_rate_blocked);
-              if not v_rate_room ? v_row.name then
-                if not pg_try_advisory_xact_lock("durable"._flow_lock('rate', v_queue, v_row.name)) then
-                  v_rate_blocked := v_rate_blocked || v_row.name;
-                  v_next := least(v_next, v_now + interval '5 milliseconds');
-                  continue;
-                end if;
-                delete from "durable".flow_starts fs where fs.queue = v_queue and fs.name = v_row.name
-                  and fs.started_at <= v_now - "durable"._ms(v_row.rate_per_ms);
-                select count(*) into v_left from "durable".flow_starts fs where fs.queue = v_queue and fs.name = v_row.name;
-                v_rate_room := v_rate_room || jsonb_build_object(v_row.name, v_row.rate_max - v_left);
-              end if;
-              v_left := (v_rate_room->>v_row.name)::integer;
-              if v_left <= 0 then
-                -- Opens when enough of the window's starts have aged out for one more (-v_left
-                -- of them, and the oldest after those; this claim's own starts are the newest).
-                select fs.started_at into v_at from "durable".flow_starts fs
-                where fs.queue = v_queue and fs.name = v_row.name
-                order by fs.started_at offset -v_left limit 1;
-                v_next := least(v_next, coalesce(v_at, v_now) + "durable"._ms(v_row.rate_per_ms));
-                v_rate_blocked := v_rate_blocked || v_row.name;
-                continue;
-              end if;
-            end if;
-            if v_row.concurrency is not null then
-              v_group := json_build_array(v_row.name, v_row.concurrency_key)::text;
-              continue when v_group = any(v_blocked);
-              if not v_room ? v_group then
-                if not pg_try_advisory_xact_lock("durable"._flow_lock('concurrency', v_queue, v_group)) then
-                  v_blocked := v_blocked || v_group;
-                  v_next := least(v_next, v_now + interval '5 milliseconds');
-                  continue;
-                end if;
-                select count(*) into v_left from "durable".runs r2 join "durable".tasks t2 on t2.id = r2.task_id
+            for update of r, t skip locked) c;
+
+          -- 2. Groups and names new to this claim: their advisory locks, tried.
+          select coalesce(array_agg(g.grp) filter (where g.got), '{}'), coalesce(array_agg(g.grp) filter (where not g.got), '{}')
+          into v_new, v_lost
+          from (select d.grp, pg_try_advisory_xact_lock("durable"._flow_lock('concurrency', v_queue, d.grp)) as got
+            from (select distinct x.grp from unnest(v_groups) x(grp) where x.grp is not null and not v_room ? x.grp) d) g;
+          if cardinality(v_lost) > 0 then
+            v_blocked := v_blocked || v_lost;
+            v_next := least(v_next, v_now + interval '5 milliseconds');
+          end if;
+          if cardinality(v_new) > 0 then
+            -- 3. Their running runs with an unexpired lease, in one pass over the queue's running runs.
+            select v_room || coalesce(jsonb_object_agg(g.grp, coalesce(l.concurrency - coalesce(c.n, 0), 0)), '{}')
+            into v_room
+            from unnest(v_new) g(grp)
+              left join "durable".flow_limits l on l.queue = v_queue and l.name = g.grp::json->>0
+              left join (select json_build_array(t2.name, t2.concurrency_key)::text as grp, count(*) as n
+                from "durable".runs r2 join "durable".tasks t2 on t2.id = r2.task_id
                 where r2.queue = v_queue and r2.state = 'running' and r2.lease_expires_at > v_now
-                  and t2.name = v_row.name and t2.concurrency_key is not distinct from v_row.concurrency_key;
-                v_room := v_room || jsonb_build_object(v_group, v_row.concurrency - v_left);
-              end if;
-              if (v_room->>v_group)::integer <= 0 then
-                select min(r2.lease_expires_at) into v_at from "durable".runs r2 join "durable".tasks t2 on t2.id = r2.task_id
-                where r2.queue = v_queue and r2.state = 'running' and r2.lease_expires_at > v_now
-                  and t2.name = v_row.name and t2.concurrency_key is not distinct from v_row.concurrency_key;
-                v_next := least(v_next, v_at);
-                v_blocked := v_blocked || v_group;
-                continue;
-              end if;
-              v_room := jsonb_set(v_room, array[v_group], to_jsonb((v_room->>v_group)::integer - 1));
-            end if;
-            if v_row.rate_max is not null then
-              v_rate_room := jsonb_set(v_rate_room, array[v_row.name], to_jsonb((v_rate_room->>v_row.name)::integer - 1));
-              v_rated := v_rated || v_row.name;
-            end if;
-            v_take := v_take || v_row.id;
-            v_want := v_want - 1;
-          end loop;
+                  and t2.name = any(select x::json->>0 from unnest(v_new) x)
+                group by 1) c on c.grp = g.grp;
+          end if;
+          select coalesce(array_agg(g.name) filter (where g.got), '{}'), coalesce(array_agg(g.name) filter (where not g.got), '{}')
+          into v_new, v_lost
+          from (select d.name, pg_try_advisory_xact_lock("durable"._flow_lock('rate', v_queue, d.name)) as got
+            from (select distinct x.name from unnest(v_names) x(name) where x.name is not null and not v_rate_room ? x.name) d) g;
+          if cardinality(v_lost) > 0 then
+            v_rate_blocked := v_rate_blocked || v_lost;
+            v_next := least(v_next, v_now + interval '5 milliseconds');
+          end if;
+          if cardinality(v_new) > 0 then
+            -- 3. Their starts in the window (rows older than the window pruned first).
+            delete from "durable".flow_starts fs using "durable".flow_limits l
+            where fs.queue = v_queue and fs.name = any(v_new) and l.queue = fs.queue and l.name = fs.name
+              and fs.started_at <= v_now - "durable"._ms(l.rate_per_ms);
+            select v_rate_room || coalesce(jsonb_object_agg(g.name, coalesce(l.rate_max - coalesce((select sum(fs.n) from "durable".flow_starts fs
+                where fs.queue = v_queue and fs.name = g.name), 0), 0)), '{}')
+            into v_rate_room
+            from unnest(v_new) g(name) left join "durable".flow_limits l on l.queue = v_queue and l.name = g.name;
+          end if;
+
+          -- 4. What to take: each group's first runs while it has room, of those each name's
+          -- first while its window has room, and the first v_want of what is left, in claim order.
+          with c as (
+            select x.id, x.grp, x.rname, x.ord from unnest(v_ids, v_groups, v_names) with ordinality x(id, grp, rname, ord)
+          ), by_group as (
+            select c.*, c.grp is null
+              or coalesce(row_number() over (partition by c.grp order by c.ord) <= (v_room->>c.grp)::integer, false) as group_ok
+            from c
+          ), by_rate as (
+            select b.*, b.rname is null
+              or coalesce(row_number() over (partition by b.rname order by b.ord) <= (v_rate_room->>b.rname)::integer, false) as rate_ok
+            from by_group b where b.group_ok
+          ), taken as materialized (
+            select b.id, b.grp, b.rname, b.ord from by_rate b where b.rate_ok order by b.ord limit v_want
+          )
+          select coalesce((select array_agg(k.id order by k.ord) from taken k), '{}'),
+            coalesce((select jsonb_object_agg(k.grp, k.n) from (select grp, count(*) as n from taken where grp is not null group by grp) k), '{}'),
+            coalesce((select jsonb_object_agg(k.rname, k.n) from (select rname, count(*) as n from taken where rname is not null group by rname) k), '{}')
+          into v_take, v_took_groups, v_took_names;
+
+          -- 5. The starts (one row per name), and the claim.
           if cardinality(v_take) > 0 then
-            insert into "durable".flow_starts (queue, name, started_at) select v_queue, n, v_now from unnest(v_rated) n;
+            select v_room || coalesce(jsonb_object_agg(e.key, (v_room->>e.key)::integer - e.value::integer), '{}')
+            into v_room from jsonb_each_text(v_took_groups) e;
+            if v_took_names <> '{}' then
+              select v_rate_room || jsonb_object_agg(e.key, (v_rate_room->>e.key)::integer - e.value::integer)
+              into v_rate_room from jsonb_each_text(v_took_names) e;
+              insert into "durable".flow_starts (queue, name, started_at, n)
+              select v_queue, e.key, v_now, e.value::integer from jsonb_each_text(v_took_names) e;
+            end if;
             return query select * from "durable"._claim_runs(v_queue, v_prio, v_take, cardinality(v_take), p_worker, v_now, v_lease_until);
             get diagnostics v_count = row_count;
             v_got := v_got + v_count;
           end if;
-          exit when v_pass < v_lim;
+
+          -- Groups and names full now: skipped from here on, and when they may open.
+          v_new := array(select e.key from jsonb_each_text(v_room) e where e.value::integer <= 0 and not (e.key = any(v_blocked)));
+          if cardinality(v_new) > 0 then
+            v_blocked := v_blocked || v_new;
+            -- A run that ends wakes its own worker; other workers look again at the earliest lease expiry.
+            v_next := least(v_next, (select min(r2.lease_expires_at) from "durable".runs r2 join "durable".tasks t2 on t2.id = r2.task_id
+              where r2.queue = v_queue and r2.state = 'running' and r2.lease_expires_at > v_now
+                and t2.name = any(select x::json->>0 from unnest(v_new) x) and json_build_array(t2.name, t2.concurrency_key)::text = any(v_new)));
+          end if;
+          v_new := array(select e.key from jsonb_each_text(v_rate_room) e where e.value::integer <= 0 and not (e.key = any(v_rate_blocked)));
+          if cardinality(v_new) > 0 then
+            v_rate_blocked := v_rate_blocked || v_new;
+            -- A window opens when enough of its starts (oldest first) have left it for one more.
+            v_next := least(v_next, (select min(o.at) from unnest(v_new) g(name)
+              join "durable".flow_limits l on l.queue = v_queue and l.name = g.name
+              cross join lateral (select w.started_at + "durable"._ms(l.rate_per_ms) as at
+                from (select fs.started_at, sum(fs.n) over (order by fs.started_at) as upto
+                  from "durable".flow_starts fs where fs.queue = v_queue and fs.name = g.name) w
+                where w.upto >= 1 - (v_rate_room->>g.name)::integer
+                order by w.started_at limit 1) o));
+          end if;
+
+          if v_pass < v_lim then
+            -- Read to the bound: to the end of the level (a hand this claim went on from starts
+            -- again at the head), or to where its budget ends (the next claim goes on from there).
+            if v_bound_at = 'infinity' then
+              if v_hand then delete from "durable".flow_hands h where h.queue = v_queue and h.priority = v_prio; end if;
+            else
+              insert into "durable".flow_hands as h (queue, priority, after_at, after_id) values (v_queue, v_prio, v_bound_at, v_bound_id)
+              on conflict on constraint flow_hands_pkey do update set after_at = excluded.after_at, after_id = excluded.after_id;
+            end if;
+            exit;
+          end if;
+          v_after_at := v_last_at;
+          v_after_id := v_last_id;
+          v_lim := v_lim * 2;
         end loop;
       end if;
       v_prio := (select max(r.priority) from "durable".runs r
@@ -1103,7 +1192,7 @@ begin
         -- A limited queue's due runs that were not taken are held (accounted above) or locked.
         v_next := least(v_next, (select r.available_at from "durable".runs r
           where r.queue = v_queue and r.priority = v_prio and r.state in ('pending', 'sleeping')
-            and r.available_at < 'infinity' and (not (v_queue = any(v_limited_queues)) or r.available_at > v_now)
+            and r.available_at < 'infinity' and r.available_at > case when v_queue = any(v_limited_queues) then v_now else '-infinity'::timestamptz end
           order by r.available_at limit 1));
         v_prio := (select max(r.priority) from "durable".runs r
           where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.priority < v_prio);

@@ -29,9 +29,9 @@ export function buildStatements(schema: string) {
    *   unexpired lease against `concurrency`, counted in one pass over the running runs of the
    *   limited queues (runs_running; as many as the workers run at once, not the backlog);
    * - `held_rate`, per (queue, name): the starts in `flow_starts` within the last `rate_per_ms`
-   *   (flow_starts_window), at most `rate_max` + 1, against `rate_max`; the window lets one more
-   *   start when the oldest of those leaves it. When the count is over the limit (a limit lowered
-   *   since), that is the (count - max + 1)th oldest, as the claim computes it.
+   *   (flow_starts_window; a row per claim, `n` starts each), against `rate_max`; the window lets
+   *   one more start when enough of its oldest starts have left it (count - max + 1 of them, as
+   *   the claim computes it).
    * Only a due task (its run's available_at has come) is held; concurrency wins over a rate when
    * both are full (the rate window's reopening would not start it).
    */
@@ -67,12 +67,12 @@ export function buildStatements(schema: string) {
       select g.queue as r_queue, g.name as r_name, opens.at + g.rate_per_ms * interval '1 millisecond' as r_until
       from (select distinct queue, name, rate_max, rate_per_ms from flow_groups where rate_max is not null) g
         cross join clock
-        cross join lateral (select count(*) as n from (select 1 from ${s}.flow_starts fs
-          where fs.queue = g.queue and fs.name = g.name and fs.started_at > clock.w_now - g.rate_per_ms * interval '1 millisecond'
-          limit g.rate_max + 1) recent) started
-        cross join lateral (select fs.started_at as at from ${s}.flow_starts fs
-          where fs.queue = g.queue and fs.name = g.name and fs.started_at > clock.w_now - g.rate_per_ms * interval '1 millisecond'
-          order by fs.started_at offset greatest(started.n - g.rate_max, 0) limit 1) opens
+        cross join lateral (select coalesce(sum(fs.n), 0) as n from ${s}.flow_starts fs
+          where fs.queue = g.queue and fs.name = g.name and fs.started_at > clock.w_now - g.rate_per_ms * interval '1 millisecond') started
+        cross join lateral (select w.started_at as at from (select fs.started_at, sum(fs.n) over (order by fs.started_at) as upto
+            from ${s}.flow_starts fs
+            where fs.queue = g.queue and fs.name = g.name and fs.started_at > clock.w_now - g.rate_per_ms * interval '1 millisecond') w
+          where w.upto >= started.n - g.rate_max + 1 order by w.started_at limit 1) opens
       where started.n >= g.rate_max
     )
     select ${select},

@@ -31,7 +31,7 @@ const PASS_SLACK = 16;
  * earliest lease expiry of the group's runs for a concurrency limit (a run that finishes sooner
  * wakes its own worker anyway).
  */
-export function claimSql(s: string): string {
+export function claimSql(s: string, limited: LimitedPath = rowByRowPath(s)): string {
   return `
 create or replace function ${s}.claim_tasks(p_queues text[], p_worker text, p_limit integer,
   p_lease_ms double precision, p_sweep boolean default true, p_first_queue integer default null)
@@ -57,23 +57,7 @@ declare
   v_prio integer;
   v_limited boolean;
   v_limited_queues text[] := '{}';
-  -- Limited path: per group, the room left ({group: n}); groups full or decided by another claim.
-  v_room jsonb := '{}';
-  v_blocked text[] := '{}';
-  v_rate_room jsonb := '{}';
-  v_rate_blocked text[] := '{}';
-  v_take uuid[];
-  v_after_at timestamptz;
-  v_after_id uuid;
-  v_passes integer;
-  v_lim integer;
-  v_rated text[];
-  v_pass integer;
-  v_group text;
-  v_left integer;
-  v_at timestamptz;
-  v_want integer;
-begin
+${limited.declare}begin
   -- The sweeps are skipped when the caller swept a moment ago (they are not urgent).
   for v_k in 0 .. case when p_sweep then v_n - 1 else -1 end loop
     exit when v_swept >= p_limit;
@@ -144,7 +128,89 @@ begin
         get diagnostics v_count = row_count;
         v_got := v_got + v_count;
       else
-        v_after_at := '-infinity';
+${limited.body}      end if;
+      v_prio := (select max(r.priority) from ${s}.runs r
+        where r.queue = v_queue and r.state in (${PENDING}, ${SLEEPING}) and r.priority < v_prio);
+    end loop;
+    v_claimed := v_claimed + v_got;
+    if v_k < v_n and v_got >= v_quota then v_full := v_full || v_queue; end if;
+  end loop;
+
+  if v_claimed < p_limit then
+    foreach v_queue in array p_queues loop
+      v_prio := (select max(r.priority) from ${s}.runs r where r.queue = v_queue and r.state in (${PENDING}, ${SLEEPING}));
+      while v_prio is not null loop
+        -- A limited queue's due runs that were not taken are held (accounted above) or locked.
+        v_next := least(v_next, (select r.available_at from ${s}.runs r
+          where r.queue = v_queue and r.priority = v_prio and r.state in (${PENDING}, ${SLEEPING})
+            and r.available_at < 'infinity' and ${limited.laterDue}
+          order by r.available_at limit 1));
+        v_prio := (select max(r.priority) from ${s}.runs r
+          where r.queue = v_queue and r.state in (${PENDING}, ${SLEEPING}) and r.priority < v_prio);
+      end loop;
+    end loop;
+    return query select null::uuid, null::uuid, null::integer, null::integer, null::boolean, null::text, null::text,
+      null::json, null::json, null::json, null::bigint, v_now, v_next;
+  end if;
+end $$;
+
+-- Claims up to p_limit due runs of one priority level of a queue, in spawn order (p_ids null),
+-- or the given runs (already locked by the caller), and returns them as claim_tasks does.
+create or replace function ${s}._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer,
+  p_worker text, p_now timestamptz, p_lease_until timestamptz)
+returns table (run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text,
+  name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamptz,
+  next_due_at timestamptz)
+language plpgsql ${SET_PATH} as $$
+begin
+  if p_ids is null then
+    return query ${claimCte(s, `r.queue = p_queue and r.priority = p_priority and r.state in (${PENDING}, ${SLEEPING})
+      and r.available_at <= p_now and t.state in (${PENDING}, ${SLEEPING})
+    order by r.available_at, r.id
+    limit p_limit
+    for update of r, t skip locked`)};
+  else
+    -- By id (the primary key), not by a scan of the level: the caller may have read past a held backlog.
+    return query ${claimCte(s, `r.id = any(p_ids) and r.state in (${PENDING}, ${SLEEPING}) and t.state in (${PENDING}, ${SLEEPING})
+    for update of r, t`)};
+  end if;
+end $$;
+`;
+}
+
+/**
+ * The limited path of one priority level (see claimSql): its variables, and the statements that
+ * claim up to `v_quota - v_got` runs of `v_queue` at `v_prio`, adding to `v_got` and lowering `v_next`.
+ */
+export interface LimitedPath {
+  declare: string;
+  body: string;
+  /** The condition on `r` for a run of a level to count for next_due_at (with `v_limited_queues`, `v_now`). */
+  laterDue: string;
+}
+
+/** 0008's limited path: row by row (replaced by migration 0012). */
+function rowByRowPath(s: string): LimitedPath {
+  return {
+    declare: `  -- Limited path: per group, the room left ({group: n}); groups full or decided by another claim.
+  v_room jsonb := '{}';
+  v_blocked text[] := '{}';
+  v_rate_room jsonb := '{}';
+  v_rate_blocked text[] := '{}';
+  v_take uuid[];
+  v_after_at timestamptz;
+  v_after_id uuid;
+  v_passes integer;
+  v_lim integer;
+  v_rated text[];
+  v_pass integer;
+  v_group text;
+  v_left integer;
+  v_at timestamptz;
+  v_want integer;
+`,
+    laterDue: '(not (v_queue = any(v_limited_queues)) or r.available_at > v_now)',
+    body: `        v_after_at := '-infinity';
         v_after_id := '00000000-0000-0000-0000-000000000000';
         v_passes := 0;
         loop
@@ -237,57 +303,11 @@ begin
           end if;
           exit when v_pass < v_lim;
         end loop;
-      end if;
-      v_prio := (select max(r.priority) from ${s}.runs r
-        where r.queue = v_queue and r.state in (${PENDING}, ${SLEEPING}) and r.priority < v_prio);
-    end loop;
-    v_claimed := v_claimed + v_got;
-    if v_k < v_n and v_got >= v_quota then v_full := v_full || v_queue; end if;
-  end loop;
-
-  if v_claimed < p_limit then
-    foreach v_queue in array p_queues loop
-      v_prio := (select max(r.priority) from ${s}.runs r where r.queue = v_queue and r.state in (${PENDING}, ${SLEEPING}));
-      while v_prio is not null loop
-        -- A limited queue's due runs that were not taken are held (accounted above) or locked.
-        v_next := least(v_next, (select r.available_at from ${s}.runs r
-          where r.queue = v_queue and r.priority = v_prio and r.state in (${PENDING}, ${SLEEPING})
-            and r.available_at < 'infinity' and (not (v_queue = any(v_limited_queues)) or r.available_at > v_now)
-          order by r.available_at limit 1));
-        v_prio := (select max(r.priority) from ${s}.runs r
-          where r.queue = v_queue and r.state in (${PENDING}, ${SLEEPING}) and r.priority < v_prio);
-      end loop;
-    end loop;
-    return query select null::uuid, null::uuid, null::integer, null::integer, null::boolean, null::text, null::text,
-      null::json, null::json, null::json, null::bigint, v_now, v_next;
-  end if;
-end $$;
-
--- Claims up to p_limit due runs of one priority level of a queue, in spawn order (p_ids null),
--- or the given runs (already locked by the caller), and returns them as claim_tasks does.
-create or replace function ${s}._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer,
-  p_worker text, p_now timestamptz, p_lease_until timestamptz)
-returns table (run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text,
-  name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamptz,
-  next_due_at timestamptz)
-language plpgsql ${SET_PATH} as $$
-begin
-  if p_ids is null then
-    return query ${claimCte(s, `r.queue = p_queue and r.priority = p_priority and r.state in (${PENDING}, ${SLEEPING})
-      and r.available_at <= p_now and t.state in (${PENDING}, ${SLEEPING})
-    order by r.available_at, r.id
-    limit p_limit
-    for update of r, t skip locked`)};
-  else
-    -- By id (the primary key), not by a scan of the level: the caller may have read past a held backlog.
-    return query ${claimCte(s, `r.id = any(p_ids) and r.state in (${PENDING}, ${SLEEPING}) and t.state in (${PENDING}, ${SLEEPING})
-    for update of r, t`)};
-  end if;
-end $$;
-`;
+`,
+  };
 }
 
-function claimCte(s: string, where: string): string {
+export function claimCte(s: string, where: string): string {
   return `
   with candidates as (
     select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,

@@ -11,6 +11,7 @@ import { DurableFlowControl1764000000008 } from './0008-flow-control.js';
 import { DurableProgressAndWatching1764000000009 } from './0009-progress-and-watching.js';
 import { DurableWorkerHeartbeats1764000000010 } from './0010-worker-heartbeats.js';
 import { DurableQueueStatsByPriority1764000000011 } from './0011-queue-stats-by-priority.js';
+import { DurableSetBasedFlowClaim1764000000012 } from './0012-set-based-flow-claim.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -36,6 +37,7 @@ export const durableMigrations = [
   DurableProgressAndWatching1764000000009,
   DurableWorkerHeartbeats1764000000010,
   DurableQueueStatsByPriority1764000000011,
+  DurableSetBasedFlowClaim1764000000012,
 ];
 
 /**
