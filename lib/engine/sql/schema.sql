@@ -1037,14 +1037,16 @@ begin
             select r.available_at, r.id into v_bound_at, v_bound_id from "durable".runs r
             where r.queue = v_queue and r.priority = v_prio and r.state in ('pending', 'sleeping')
               and r.available_at <= v_now and (r.available_at, r.id) > (v_after_at, v_after_id)
-            order by r.available_at, r.id offset 1000 limit 1;
+            order by r.available_at, r.id
+            -- A claim that took something is followed by another as soon as those runs end.
+            offset case when v_claimed + v_got > 0 then 100 else 1000 end limit 1;
             if not found then
               v_bound_at := 'infinity';
               v_bound_id := 'ffffffff-ffff-ffff-ffff-ffffffffffff';
             end if;
           end if;
           -- 1. The next runs of the level after the cursor (up to the bound), not of a group or
-          --    name known to be held, locked, with their group and rate-limited name.
+          --    name known to be held, with their group and rate-limited name (read, not locked).
           select count(*), (array_agg(c.available_at order by c.available_at desc, c.id desc))[1],
             (array_agg(c.id order by c.available_at desc, c.id desc))[1],
             coalesce(array_agg(c.id order by c.available_at, c.id), '{}'),
@@ -1062,8 +1064,7 @@ begin
               and (r.available_at, r.id) > (v_after_at, v_after_id) and (r.available_at, r.id) <= (v_bound_at, v_bound_id)
               and not (t.name = any(v_rate_blocked)) and not (json_build_array(t.name, t.concurrency_key)::text = any(v_blocked))
             order by r.available_at, r.id
-            limit v_lim
-            for update of r, t skip locked) c;
+            limit v_lim) c;
 
           -- 2. Groups and names new to this claim: their advisory locks, tried.
           select coalesce(array_agg(g.grp) filter (where g.got), '{}'), coalesce(array_agg(g.grp) filter (where not g.got), '{}')
@@ -1117,13 +1118,19 @@ begin
             select b.*, b.rname is null
               or coalesce(row_number() over (partition by b.rname order by b.ord) <= (v_rate_room->>b.rname)::integer, false) as rate_ok
             from by_group b where b.group_ok
-          ), taken as materialized (
-            select b.id, b.grp, b.rname, b.ord from by_rate b where b.rate_ok order by b.ord limit v_want
           )
-          select coalesce((select array_agg(k.id order by k.ord) from taken k), '{}'),
-            coalesce((select jsonb_object_agg(k.grp, k.n) from (select grp, count(*) as n from taken where grp is not null group by grp) k), '{}'),
-            coalesce((select jsonb_object_agg(k.rname, k.n) from (select rname, count(*) as n from taken where rname is not null group by rname) k), '{}')
-          into v_take, v_took_groups, v_took_names;
+          select coalesce(array_agg(b.id order by b.ord), '{}') into v_take
+          from (select b.id, b.ord from by_rate b where b.rate_ok order by b.ord limit v_want) b;
+          -- Locked (SKIP LOCKED: a run another claim is taking, or a task being cancelled, is
+          -- left alone), and what they take of each group and window.
+          v_take := array(select r.id from unnest(v_take) x(id) join "durable".runs r on r.id = x.id join "durable".tasks t on t.id = r.task_id
+            where r.state in ('pending', 'sleeping') and r.available_at <= v_now and t.state in ('pending', 'sleeping')
+            for update of r, t skip locked);
+          select coalesce((select jsonb_object_agg(k.grp, k.n) from (select x.grp, count(*) as n from unnest(v_ids, v_groups) x(id, grp)
+              where x.grp is not null and x.id = any(v_take) group by x.grp) k), '{}'),
+            coalesce((select jsonb_object_agg(k.rname, k.n) from (select x.rname, count(*) as n from unnest(v_ids, v_names) x(id, rname)
+              where x.rname is not null and x.id = any(v_take) group by x.rname) k), '{}')
+          into v_took_groups, v_took_names;
 
           -- 5. The starts (one row per name), and the claim.
           if cardinality(v_take) > 0 then

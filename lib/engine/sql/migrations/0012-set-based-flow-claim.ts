@@ -10,15 +10,18 @@ import { claimSql, type LimitedPath } from './0008-flow-control.claim.js';
  * 0008's limited path decided row by row in PL/pgSQL, counted each group's running runs in a
  * query of its own, recorded a rate-limited start as one `flow_starts` row each, and read a held
  * backlog to its end in every claim. Now each pass over a priority level is a few statements:
- * 1. the next runs of the level in claim order, not of a group or name known to be held, locked
- *    (SKIP LOCKED), with their concurrency group (name and key) and rate-limited name;
+ * 1. the next runs of the level in claim order, not of a group or name known to be held, with
+ *    their concurrency group (name and key) and rate-limited name (read, not locked: a claim
+ *    locks only the runs it takes, not the held ones it reads past);
  * 2. the advisory try-lock of each group and name new to this claim (the same locks as 0008, so
  *    that 0008's and 0012's claims exclude each other during an upgrade);
  * 3. in a statement of their own, whose snapshot is taken after those locks: the running runs of
  *    all the new groups in one grouped count, and the starts in each new name's window (a sum);
  * 4. which runs to take, in claim order: each group's first runs while it has room, of those each
  *    name's first while its window has room, and the first that the claim still wants;
- * 5. one `flow_starts` row per name and claim (`n` starts), and the claim of those runs by id.
+ * 5. those runs locked (SKIP LOCKED, state checked again), one `flow_starts` row per name and
+ *    claim (`n` starts), and the claim of the locked runs by id. A run another claim took
+ *    meanwhile is skipped, so a claim may take less than the room, never more.
  *
  * Past its first pass (the head of the level, what it wants and a few more), a claim reads at
  * most `SCAN_BUDGET` more runs of the level, from a hand (`flow_hands`, unlogged: per queue and
@@ -63,6 +66,8 @@ drop table if exists ${s}.flow_hands;`);
 const [PENDING, RUNNING, SLEEPING] = TASK_STATES.map((state) => `'${state}'`);
 /** Runs of a level a claim reads at most after its first pass; then it leaves a hand. */
 const SCAN_BUDGET = 1000;
+/** The same for a claim that has taken runs already (the drain of a held queue: claims follow each other). */
+const BUSY_SCAN_BUDGET = 100;
 /** Extra rows the first pass reads past what the claim wants. */
 const PASS_SLACK = 16;
 
@@ -121,14 +126,16 @@ function setBasedPath(s: string): LimitedPath {
             select r.available_at, r.id into v_bound_at, v_bound_id from ${s}.runs r
             where r.queue = v_queue and r.priority = v_prio and r.state in (${PENDING}, ${SLEEPING})
               and r.available_at <= v_now and (r.available_at, r.id) > (v_after_at, v_after_id)
-            order by r.available_at, r.id offset ${SCAN_BUDGET} limit 1;
+            order by r.available_at, r.id
+            -- A claim that took something is followed by another as soon as those runs end.
+            offset case when v_claimed + v_got > 0 then ${BUSY_SCAN_BUDGET} else ${SCAN_BUDGET} end limit 1;
             if not found then
               v_bound_at := 'infinity';
               v_bound_id := 'ffffffff-ffff-ffff-ffff-ffffffffffff';
             end if;
           end if;
           -- 1. The next runs of the level after the cursor (up to the bound), not of a group or
-          --    name known to be held, locked, with their group and rate-limited name.
+          --    name known to be held, with their group and rate-limited name (read, not locked).
           select count(*), (array_agg(c.available_at order by c.available_at desc, c.id desc))[1],
             (array_agg(c.id order by c.available_at desc, c.id desc))[1],
             coalesce(array_agg(c.id order by c.available_at, c.id), '{}'),
@@ -146,8 +153,7 @@ function setBasedPath(s: string): LimitedPath {
               and (r.available_at, r.id) > (v_after_at, v_after_id) and (r.available_at, r.id) <= (v_bound_at, v_bound_id)
               and not (t.name = any(v_rate_blocked)) and not (${group('t')} = any(v_blocked))
             order by r.available_at, r.id
-            limit v_lim
-            for update of r, t skip locked) c;
+            limit v_lim) c;
 
           -- 2. Groups and names new to this claim: their advisory locks, tried.
           select coalesce(array_agg(g.grp) filter (where g.got), '{}'), coalesce(array_agg(g.grp) filter (where not g.got), '{}')
@@ -201,13 +207,19 @@ function setBasedPath(s: string): LimitedPath {
             select b.*, b.rname is null
               or coalesce(row_number() over (partition by b.rname order by b.ord) <= (v_rate_room->>b.rname)::integer, false) as rate_ok
             from by_group b where b.group_ok
-          ), taken as materialized (
-            select b.id, b.grp, b.rname, b.ord from by_rate b where b.rate_ok order by b.ord limit v_want
           )
-          select coalesce((select array_agg(k.id order by k.ord) from taken k), '{}'),
-            coalesce((select jsonb_object_agg(k.grp, k.n) from (select grp, count(*) as n from taken where grp is not null group by grp) k), '{}'),
-            coalesce((select jsonb_object_agg(k.rname, k.n) from (select rname, count(*) as n from taken where rname is not null group by rname) k), '{}')
-          into v_take, v_took_groups, v_took_names;
+          select coalesce(array_agg(b.id order by b.ord), '{}') into v_take
+          from (select b.id, b.ord from by_rate b where b.rate_ok order by b.ord limit v_want) b;
+          -- Locked (SKIP LOCKED: a run another claim is taking, or a task being cancelled, is
+          -- left alone), and what they take of each group and window.
+          v_take := array(select r.id from unnest(v_take) x(id) join ${s}.runs r on r.id = x.id join ${s}.tasks t on t.id = r.task_id
+            where r.state in (${PENDING}, ${SLEEPING}) and r.available_at <= v_now and t.state in (${PENDING}, ${SLEEPING})
+            for update of r, t skip locked);
+          select coalesce((select jsonb_object_agg(k.grp, k.n) from (select x.grp, count(*) as n from unnest(v_ids, v_groups) x(id, grp)
+              where x.grp is not null and x.id = any(v_take) group by x.grp) k), '{}'),
+            coalesce((select jsonb_object_agg(k.rname, k.n) from (select x.rname, count(*) as n from unnest(v_ids, v_names) x(id, rname)
+              where x.rname is not null and x.id = any(v_take) group by x.rname) k), '{}')
+          into v_took_groups, v_took_names;
 
           -- 5. The starts (one row per name), and the claim.
           if cardinality(v_take) > 0 then
