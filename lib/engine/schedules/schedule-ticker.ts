@@ -8,26 +8,39 @@ import { CronSchedule } from './cron.js';
 /** The header a scheduled task carries: its tick time, as an ISO string. */
 export const SCHEDULED_FOR_HEADER = 'durable.scheduledFor';
 
+/** The longest the ticker waits without a look of its own (the worker's beats are more frequent). */
+const LONGEST_WAIT_MS = 60_000;
+
 /**
  * Fires the due schedules of a worker's queues: for each, the latest tick that has come (older
  * missed ticks are dropped) is spawned once, by whichever worker locks the schedule's row first
  * (`fire_schedule`: SKIP LOCKED, the row must still expect that tick, and the task's idempotency
- * key is the schedule name and tick time). It sleeps until the next tick, or `maxWaitMs` for a
- * schedule made meanwhile by another process. No leader: any worker of the queue can fire, and
+ * key is the schedule name and tick time). It sleeps until the next tick. It learns of a
+ * schedule made meanwhile by another process from the worker's beat, which reads the next tick
+ * of its queues and hands it to `observe` (no statement of the ticker's own while nothing is
+ * due, but a look of its own every minute all the same). No leader: any worker of the queue can fire, and
  * a crash mid-tick leaves the row unchanged for the next one.
  */
 export class ScheduleTicker {
   private running = false;
   private loop: Promise<void> | undefined;
   private readonly wakeable = new Wakeable();
+  /** The tick the ticker sleeps until (epoch ms), or undefined when it knows of none. */
+  private waitingFor: number | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly queues: string[],
     private readonly spawnRow: SpawnResolver,
     private readonly logger: DurableLogger,
-    private readonly maxWaitMs: number,
   ) {}
+
+  /** The next tick of the queues' schedules as the worker's beat read it (`next_run_at`, `db_now`): an earlier one wakes the ticker. */
+  observe(next: Row): void {
+    const at = (next.next_run_at as Date | null)?.getTime();
+    if (!this.running || at === undefined) return;
+    if (this.waitingFor === undefined || at < this.waitingFor) this.wakeable.wake();
+  }
 
   start(): void {
     if (this.running) return;
@@ -57,12 +70,16 @@ export class ScheduleTicker {
     next = await this.store.one(this.store.sql.nextSchedule(this.queues));
     // Still due: another worker is firing it, or it cannot fire (logged): look again later, not at once.
     const stillDue = next.next_run_at && (next.next_run_at as Date).getTime() <= (next.db_now as Date).getTime();
-    return stillDue ? Math.min(1000, this.maxWaitMs) : this.waitFor(next);
+    const waitMs = this.waitFor(next);
+    return stillDue ? 1000 : waitMs;
   }
 
   private waitFor(next: Row): number {
-    if (!next.next_run_at) return this.maxWaitMs;
-    return Math.min(this.maxWaitMs, Math.max((next.next_run_at as Date).getTime() - (next.db_now as Date).getTime(), 0));
+    const at = (next.next_run_at as Date | null)?.getTime();
+    // Kept in the database's clock, as the beats' ticks are.
+    this.waitingFor = at;
+    if (at === undefined) return LONGEST_WAIT_MS;
+    return Math.min(LONGEST_WAIT_MS, Math.max(at - (next.db_now as Date).getTime(), 0));
   }
 
   private async fire(row: Row): Promise<void> {

@@ -247,7 +247,11 @@ export function buildStatements(schema: string) {
           for update of o skip locked)
         returning 1
       )
-      select (select count(*) from beat)::integer as beats, (select count(*) from forgotten)::integer as forgotten`,
+      -- And the next tick of these queues' schedules: the worker's schedule ticker learns of one
+      -- made by another process from the beat (it polls for them no more itself).
+      select (select count(*) from beat)::integer as beats, (select count(*) from forgotten)::integer as forgotten,
+        (select min(sc.next_run_at) from ${s}.schedules sc where sc.queue = any($1::text[])) as next_run_at,
+        (select clock.now from clock) as db_now`,
     [a.queues, a.workerId, a.concurrency, a.inFlight, a.ttlMs]),
     /** A stopping worker no longer polls these queues. */
     workerGone: (workerId: string, queues: string[]) =>

@@ -3,21 +3,21 @@ export class Wakeable {
   private wakeUp: (() => void) | undefined;
   private woken = false;
 
-  /** Resolves after `ms`, or at once if `wake()` was called since the last wait. */
-  wait(ms: number): Promise<void> {
+  /** Resolves after `ms` with false, or with true when `wake()` ends it (at once if it was called since the last wait). */
+  wait(ms: number): Promise<boolean> {
     if (this.woken) {
       this.woken = false;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timerMs(ms));
+      const timer = setTimeout(() => done(false), timerMs(ms));
       const self = this;
-      function done() {
+      function done(woken: boolean) {
         clearTimeout(timer);
         self.wakeUp = undefined;
-        resolve();
+        resolve(woken);
       }
-      this.wakeUp = done;
+      this.wakeUp = () => done(true);
     });
   }
 

@@ -11,7 +11,11 @@ import { RunExecutor, toClaimedRun } from './run-executor.js';
 import type { DurableWorkerMonitor, WorkerState, WorkerStatus } from './worker-monitor.js';
 
 const SWEEP_EVERY_MS = 100;
-/** How often the loop records that this worker polls its queues (worker_heartbeats, no WAL). */
+/**
+ * How often the loop records that this worker polls its queues (worker_heartbeats, no WAL), or
+ * every five poll intervals if that is sooner: the beat also tells the schedule ticker of the
+ * schedules made by other processes.
+ */
 const BEAT_EVERY_MS = 5_000;
 
 /**
@@ -34,6 +38,7 @@ export class Worker {
   private lastClaimAt: Date | undefined;
   private lastError: WorkerStatus['lastError'];
   private beatAt = 0;
+  private readonly beatEveryMs: number;
   private beatFailed = false;
   /** Fires the schedules of the polled queues (needs the client's spawn resolution). */
   private readonly ticker: ScheduleTicker | undefined;
@@ -50,10 +55,11 @@ export class Worker {
     private declare?: () => Promise<void>,
   ) {
     for (const warning of registry.unpolled(settings.queues)) logger.warn(warning);
+    this.beatEveryMs = Math.min(BEAT_EVERY_MS, settings.pollIntervalMs * 5);
     this.executor = new RunExecutor(store, registry, settings, logger, monitor, spawnRow);
     monitor?.attach(() => this.status());
     if (spawnRow) {
-      this.ticker = new ScheduleTicker(store, settings.queues, spawnRow, logger, Math.min(5000, settings.pollIntervalMs * 5));
+      this.ticker = new ScheduleTicker(store, settings.queues, spawnRow, logger);
     }
   }
 
@@ -134,8 +140,17 @@ export class Worker {
       }
     }
     backoffMs = 0;
+    // The last wait was a whole poll interval that nothing cut short: the next claim is an idle poll.
+    let idlePoll = false;
     while (this.state === 'running') {
-      if (Date.now() - this.beatAt >= BEAT_EVERY_MS) await this.beat();
+      if (Date.now() - this.beatAt >= this.beatEveryMs) {
+        await this.beat();
+        // An idle worker's beat stands in for that poll: at most one statement per poll interval.
+        if (idlePoll && this.state === 'running' && !this.releasePending) {
+          idlePoll = !(await this.wakeable.wait(this.settings.pollIntervalMs));
+          continue;
+        }
+      }
       let waitMs = this.settings.pollIntervalMs;
       const free = this.settings.concurrency - this.active.size;
       if (free > 0 || this.releasePending) {
@@ -174,7 +189,7 @@ export class Worker {
         }
       }
       if (this.state !== 'running') break;
-      await this.wakeable.wait(waitMs);
+      idlePoll = !(await this.wakeable.wait(waitMs)) && waitMs >= this.settings.pollIntervalMs;
     }
   }
 
@@ -186,9 +201,10 @@ export class Worker {
   private async beat(): Promise<void> {
     this.beatAt = Date.now();
     const { workerId, queues, concurrency, pollIntervalMs } = this.settings;
-    const ttlMs = Math.max(30_000, 3 * Math.max(BEAT_EVERY_MS, pollIntervalMs));
+    const ttlMs = Math.max(30_000, 3 * Math.max(this.beatEveryMs, pollIntervalMs));
     try {
-      await this.store.query(this.store.sql.workerBeat({ workerId, queues, concurrency, inFlight: this.active.size, ttlMs }));
+      const row = await this.store.one(this.store.sql.workerBeat({ workerId, queues, concurrency, inFlight: this.active.size, ttlMs }));
+      this.ticker?.observe(row);
       this.beatFailed = false;
     } catch (error) {
       if (!this.beatFailed && !isConnectionError(error)) {
