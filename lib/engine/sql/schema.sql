@@ -373,6 +373,7 @@ begin
         else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
     where t.id = any(array(select c.task_id from candidates c))
   )
+  -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
     cps.list, cps.bytes, p_now, null::timestamptz
   from candidates c,
@@ -404,6 +405,7 @@ begin
         else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
     where t.id = any(array(select c.task_id from candidates c))
   )
+  -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
     cps.list, cps.bytes, p_now, null::timestamptz
   from candidates c,
@@ -1067,10 +1069,10 @@ begin
             limit v_lim) c;
 
           -- 2. Groups and names new to this claim: their advisory locks, tried.
-          select coalesce(array_agg(g.grp) filter (where g.got), '{}'), coalesce(array_agg(g.grp) filter (where not g.got), '{}')
+          select coalesce(array_agg(g.k) filter (where g.got), '{}'), coalesce(array_agg(g.k) filter (where not g.got), '{}')
           into v_new, v_lost
-          from (select d.grp, pg_try_advisory_xact_lock("durable"._flow_lock('concurrency', v_queue, d.grp)) as got
-            from (select distinct x.grp from unnest(v_groups) x(grp) where x.grp is not null and not v_room ? x.grp) d) g;
+          from (select d.k, pg_try_advisory_xact_lock("durable"._flow_lock('concurrency', v_queue, d.k)) as got
+            from (select distinct x.k from unnest(v_groups) x(k) where x.k is not null and not v_room ? x.k) d) g;
           if cardinality(v_lost) > 0 then
             v_blocked := v_blocked || v_lost;
             v_next := least(v_next, v_now + interval '5 milliseconds');
@@ -1087,10 +1089,10 @@ begin
                   and t2.name = any(select x::json->>0 from unnest(v_new) x)
                 group by 1) c on c.grp = g.grp;
           end if;
-          select coalesce(array_agg(g.name) filter (where g.got), '{}'), coalesce(array_agg(g.name) filter (where not g.got), '{}')
+          select coalesce(array_agg(g.k) filter (where g.got), '{}'), coalesce(array_agg(g.k) filter (where not g.got), '{}')
           into v_new, v_lost
-          from (select d.name, pg_try_advisory_xact_lock("durable"._flow_lock('rate', v_queue, d.name)) as got
-            from (select distinct x.name from unnest(v_names) x(name) where x.name is not null and not v_rate_room ? x.name) d) g;
+          from (select d.k, pg_try_advisory_xact_lock("durable"._flow_lock('rate', v_queue, d.k)) as got
+            from (select distinct x.k from unnest(v_names) x(k) where x.k is not null and not v_rate_room ? x.k) d) g;
           if cardinality(v_lost) > 0 then
             v_rate_blocked := v_rate_blocked || v_lost;
             v_next := least(v_next, v_now + interval '5 milliseconds');

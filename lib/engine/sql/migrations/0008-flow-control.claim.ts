@@ -307,17 +307,23 @@ function rowByRowPath(s: string): LimitedPath {
   };
 }
 
-export function claimCte(s: string, where: string): string {
+/**
+ * The claim statement of `_claim_runs`: its candidates `from` (default: runs joined to their
+ * tasks) `where`, their runs and tasks set running, and the rows claim_tasks returns. `byIds`
+ * (migration 0012): the updates find their rows by primary key from an array of the
+ * candidates' ids instead of a join on the candidates (planned as a hashed sequential scan).
+ */
+export function claimCte(s: string, where: string, { from, byIds = false }: { from?: string; byIds?: boolean } = {}): string {
   return `
   with candidates as (
     select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
       t.queue, t.name, t.params, t.headers
-    from ${s}.runs r join ${s}.tasks t on t.id = r.task_id
+    from ${from ?? `${s}.runs r join ${s}.tasks t on t.id = r.task_id`}
     where ${where}
   ), claimed_runs as (
-    update ${s}.runs r set state = ${RUNNING}, worker_id = p_worker, claim_epoch = c.epoch,
+    ${byIds ? '-- The same row versions as the candidates read (locked): claim_epoch + 1 is their epoch.\n    ' : ''}update ${s}.runs r set state = ${RUNNING}, worker_id = p_worker, claim_epoch = ${byIds ? 'r.claim_epoch + 1' : 'c.epoch'},
       lease_expires_at = p_lease_until, started_at = coalesce(r.started_at, p_now), wake_event = null
-    from candidates c where r.id = c.run_id
+    ${byIds ? 'where r.id = any(array(select c.run_id from candidates c))' : 'from candidates c where r.id = c.run_id'}
   ), claimed_tasks as (
     update ${s}.tasks t set state = ${RUNNING}, updated_at = p_now,
       first_started_at = coalesce(t.first_started_at, p_now),
@@ -325,7 +331,7 @@ export function claimCte(s: string, where: string): string {
         when t.first_started_at is not null then t.cancel_at
         when t.cancellation is null then null
         else p_now + ${s}._ms(${s}._num(t.cancellation->'maxDurationMs')) end
-    from candidates c where t.id = c.task_id
+    ${byIds ? 'where t.id = any(array(select c.task_id from candidates c))' : 'from candidates c where t.id = c.task_id'}
   )
   -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,

@@ -2,7 +2,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { TASK_STATES } from '../../../interfaces/task-snapshot.interface.js';
 import { quoteSchema } from '../schema-name.js';
 import { PINNED_SEARCH_PATH, pinSearchPath } from './0004-execution-fencing.js';
-import { claimSql, type LimitedPath } from './0008-flow-control.claim.js';
+import { claimCte, claimSql, type LimitedPath } from './0008-flow-control.claim.js';
 
 /**
  * The limited claim, set-based (issue 15: limits cost a no-op drain two thirds of its speed).
@@ -156,14 +156,7 @@ function setBasedPath(s: string): LimitedPath {
             limit v_lim) c;
 
           -- 2. Groups and names new to this claim: their advisory locks, tried.
-          select coalesce(array_agg(g.grp) filter (where g.got), '{}'), coalesce(array_agg(g.grp) filter (where not g.got), '{}')
-          into v_new, v_lost
-          from (select d.grp, pg_try_advisory_xact_lock(${s}._flow_lock('concurrency', v_queue, d.grp)) as got
-            from (select distinct x.grp from unnest(v_groups) x(grp) where x.grp is not null and not v_room ? x.grp) d) g;
-          if cardinality(v_lost) > 0 then
-            v_blocked := v_blocked || v_lost;
-            v_next := least(v_next, v_now + interval '5 milliseconds');
-          end if;
+          ${tryLocks(s, 'concurrency', 'v_groups', 'v_room', 'v_blocked')}
           if cardinality(v_new) > 0 then
             -- 3. Their running runs with an unexpired lease, in one pass over the queue's running runs.
             select v_room || coalesce(jsonb_object_agg(g.grp, coalesce(l.concurrency - coalesce(c.n, 0), 0)), '{}')
@@ -176,14 +169,7 @@ function setBasedPath(s: string): LimitedPath {
                   and t2.name = any(select x::json->>0 from unnest(v_new) x)
                 group by 1) c on c.grp = g.grp;
           end if;
-          select coalesce(array_agg(g.name) filter (where g.got), '{}'), coalesce(array_agg(g.name) filter (where not g.got), '{}')
-          into v_new, v_lost
-          from (select d.name, pg_try_advisory_xact_lock(${s}._flow_lock('rate', v_queue, d.name)) as got
-            from (select distinct x.name from unnest(v_names) x(name) where x.name is not null and not v_rate_room ? x.name) d) g;
-          if cardinality(v_lost) > 0 then
-            v_rate_blocked := v_rate_blocked || v_lost;
-            v_next := least(v_next, v_now + interval '5 milliseconds');
-          end if;
+          ${tryLocks(s, 'rate', 'v_names', 'v_rate_room', 'v_rate_blocked')}
           if cardinality(v_new) > 0 then
             -- 3. Their starts in the window (rows older than the window pruned first).
             delete from ${s}.flow_starts fs using ${s}.flow_limits l
@@ -278,6 +264,22 @@ function setBasedPath(s: string): LimitedPath {
 }
 
 /**
+ * Tries the advisory lock of each group (or name) of `keys` not decided in this claim yet (not
+ * in `room`): `v_new` gets those locked, `blocked` those another claim is deciding (looked at
+ * again in 5 ms).
+ */
+function tryLocks(s: string, kind: 'concurrency' | 'rate', keys: string, room: string, blocked: string): string {
+  return `select coalesce(array_agg(g.k) filter (where g.got), '{}'), coalesce(array_agg(g.k) filter (where not g.got), '{}')
+          into v_new, v_lost
+          from (select d.k, pg_try_advisory_xact_lock(${s}._flow_lock('${kind}', v_queue, d.k)) as got
+            from (select distinct x.k from unnest(${keys}) x(k) where x.k is not null and not ${room} ? x.k) d) g;
+          if cardinality(v_lost) > 0 then
+            ${blocked} := ${blocked} || v_lost;
+            v_next := least(v_next, v_now + interval '5 milliseconds');
+          end if;`;
+}
+
+/**
  * `_claim_runs` as in 0008, with two plans fixed (a claim of 200 took 25-30 ms on a churned
  * `runs` of 20,000 rows, 4 ms now): the updates find their rows by primary key from an array of
  * the candidates' ids (the join on the candidates hashed a sequential scan of `runs`), and a
@@ -294,48 +296,16 @@ returns table (run_id uuid, task_id uuid, attempt integer, epoch integer, first_
 language plpgsql ${SET_PATH} as $$
 begin
   if p_ids is null then
-    return query ${claimCte(s, `${s}.runs r join ${s}.tasks t on t.id = r.task_id
-    where r.queue = p_queue and r.priority = p_priority and r.state in (${PENDING}, ${SLEEPING})
+    return query ${claimCte(s, `r.queue = p_queue and r.priority = p_priority and r.state in (${PENDING}, ${SLEEPING})
       and r.available_at <= p_now and t.state in (${PENDING}, ${SLEEPING})
     order by r.available_at, r.id
     limit p_limit
-    for update of r, t skip locked`)};
+    for update of r, t skip locked`, { byIds: true })};
   else
     -- By id (the primary key), not by a scan of the level: the caller may have read past a held backlog.
-    return query ${claimCte(s, `unnest(p_ids) ids(id) join ${s}.runs r on r.id = ids.id join ${s}.tasks t on t.id = r.task_id
-    where r.state in (${PENDING}, ${SLEEPING}) and t.state in (${PENDING}, ${SLEEPING})
-    for update of r, t`)};
+    return query ${claimCte(s, `r.state in (${PENDING}, ${SLEEPING}) and t.state in (${PENDING}, ${SLEEPING})
+    for update of r, t`, { from: `unnest(p_ids) ids(id) join ${s}.runs r on r.id = ids.id join ${s}.tasks t on t.id = r.task_id`, byIds: true })};
   end if;
 end $$;
 `;
-}
-
-function claimCte(s: string, fromWhere: string): string {
-  return `
-  with candidates as (
-    select r.id as run_id, r.task_id, r.attempt, r.claim_epoch + 1 as epoch, t.first_started_at is null as first_start,
-      t.queue, t.name, t.params, t.headers
-    from ${fromWhere}
-  ), claimed_runs as (
-    -- The same row versions as the candidates read (locked): claim_epoch + 1 is their epoch.
-    update ${s}.runs r set state = ${RUNNING}, worker_id = p_worker, claim_epoch = r.claim_epoch + 1,
-      lease_expires_at = p_lease_until, started_at = coalesce(r.started_at, p_now), wake_event = null
-    where r.id = any(array(select c.run_id from candidates c))
-  ), claimed_tasks as (
-    update ${s}.tasks t set state = ${RUNNING}, updated_at = p_now,
-      first_started_at = coalesce(t.first_started_at, p_now),
-      cancel_at = case
-        when t.first_started_at is not null then t.cancel_at
-        when t.cancellation is null then null
-        else p_now + ${s}._ms(${s}._num(t.cancellation->'maxDurationMs')) end
-    where t.id = any(array(select c.task_id from candidates c))
-  )
-  select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
-    cps.list, cps.bytes, p_now, null::timestamptz
-  from candidates c,
-    -- [name, value, value is SQL NULL]: a step that returned undefined stays undefined. Their
-    -- bytes: the worker refuses a step that would take them over maxCheckpointBytesPerTask.
-    lateral (select coalesce(json_agg(json_build_array(cp.name, cp.value, cp.value is null)), '[]'::json) as list,
-        coalesce(sum(octet_length(cp.value::text)), 0)::bigint as bytes
-      from ${s}.checkpoints cp where cp.task_id = c.task_id) cps`;
 }
