@@ -13,10 +13,12 @@ import type { DurableWorkerMonitor, WorkerState, WorkerStatus } from './worker-m
 const SWEEP_EVERY_MS = 100;
 /**
  * How often the loop records that this worker polls its queues (worker_heartbeats, no WAL), or
- * every five poll intervals if that is sooner: the beat also tells the schedule ticker of the
- * schedules made by other processes.
+ * every five poll intervals if that is sooner (but see MIN_BEAT_EVERY_MS): the beat also tells
+ * the schedule ticker of the schedules made by other processes.
  */
 const BEAT_EVERY_MS = 5_000;
+/** Not more often than this, however short the poll interval (each beat writes a row per queue). */
+const MIN_BEAT_EVERY_MS = 500;
 
 /**
  * Claims runs and executes their handlers, at most `concurrency` at once. It polls, and a
@@ -55,7 +57,7 @@ export class Worker {
     private declare?: () => Promise<void>,
   ) {
     for (const warning of registry.unpolled(settings.queues)) logger.warn(warning);
-    this.beatEveryMs = Math.min(BEAT_EVERY_MS, settings.pollIntervalMs * 5);
+    this.beatEveryMs = Math.min(BEAT_EVERY_MS, Math.max(settings.pollIntervalMs * 5, MIN_BEAT_EVERY_MS));
     this.executor = new RunExecutor(store, registry, settings, logger, monitor, spawnRow);
     monitor?.attach(() => this.status());
     if (spawnRow) {
