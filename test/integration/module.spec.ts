@@ -6,6 +6,7 @@ import {
   DurableClient, DurableError, DurableModule, DurableTask, InvalidArgumentError,
   type DurableLogger, type DurableModuleOptions, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
+import { TcpProxy } from '../../devkit/tcp-proxy.js';
 import { eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { runFixture } from '../helpers/run-fixture.js';
 import { adminUrl, createTestDatabase, durableConnections, type TestDatabase } from '../helpers/test-database.js';
@@ -494,6 +495,53 @@ describe('worker options', () => {
     expect(gate.started).toBe(9);
     const runs = await sql.query(`select count(*)::int as n from durable.runs where task_id = any($1) and attempt = 1 and state = 'completed'`, [ids]);
     expect(runs.rows[0].n).toBe(9);
+  });
+});
+
+/** Counts each task's executions and the most handlers running at once. */
+const overlap = { current: 0, max: 0, runs: new Map<number, number>() };
+
+@DurableTask({ name: 'overlap' })
+class OverlapTask implements DurableTaskHandler<{ i: number }, number> {
+  async run(params: { i: number }, ctx: TaskContext) {
+    overlap.current += 1;
+    overlap.max = Math.max(overlap.max, overlap.current);
+    overlap.runs.set(params.i, (overlap.runs.get(params.i) ?? 0) + 1);
+    try {
+      return await ctx.step('s', () => params.i);
+    } finally {
+      overlap.current -= 1;
+    }
+  }
+}
+
+describe('claims on their way while handlers run', () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let t: DurableTestApp | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const target = new URL(db.url);
+    // 10 ms each way: each claim is on its way long enough for the next one to start beside it.
+    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, { delay: 10 });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('never run more than `concurrency` handlers, and each task once', async () => {
+    t = await startApp(await proxy.listen(db.url), [OverlapTask], { worker: { concurrency: 8, pollIntervalMs: 50 } });
+    const client = t.client;
+    const ids = await Promise.all(Array.from({ length: 300 }, async (_, i) => (await client.spawn(OverlapTask, { i })).taskId));
+    for (const [i, id] of ids.entries()) await expect(t.client.awaitResult(id, { timeoutMs: 60_000 })).resolves.toBe(i);
+    // Each claim asks for at most 4 and two are on their way at once: a slot counted twice or
+    // a claim's slots not reserved while it is on its way would let 12 run.
+    expect(overlap.max).toBeLessThanOrEqual(8);
+    expect([...overlap.runs.values()].filter((n) => n !== 1)).toEqual([]);
+    expect(overlap.runs.size).toBe(300);
   });
 });
 
