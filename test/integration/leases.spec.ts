@@ -96,7 +96,7 @@ describe('lease column: claim, checkpoint, heartbeat', () => {
     await db?.drop();
   });
 
-  it('claim sets lease_expires_at = claim time + leaseMs; a checkpoint and a heartbeat extend it', async () => {
+  it('claim sets lease_expires_at = claim time + leaseMs; a checkpoint (at most once a second) and a heartbeat extend it', async () => {
     const { taskId, runId } = await t.client.spawn('remote', {});
     const exec = await remote.execution(taskId);
 
@@ -120,6 +120,20 @@ describe('lease column: claim, checkpoint, heartbeat', () => {
     expect(cp[0].ms).toBe(leaseMs);
     expect(cp[0].gained_ms).toBeGreaterThanOrEqual(10_000);
     const leaseAfterCheckpoint = (await leaseRow(pool, runId)).lease_expires_at;
+
+    // A checkpoint less than min(leaseMs / 10, 1 s) after the last renewal leaves the lease as it
+    // is (no write of the run per step); a later one renews it from its own time again.
+    await advanceClock(pool, 500);
+    await exec.call((ctx) => ctx.step('s2', () => 'v2'));
+    expect((await leaseRow(pool, runId)).lease_expires_at).toEqual(leaseAfterCheckpoint);
+    await advanceClock(pool, 1_000);
+    await exec.call((ctx) => ctx.step('s3', () => 'v3'));
+    const { rows: [renewed] } = await pool.query(
+      `select (extract(epoch from r.lease_expires_at - c.created_at) * 1000)::float8 as ms
+       from durable.checkpoints c join durable.runs r on r.task_id = c.task_id where c.task_id = $1 and c.name = 'step:s3'`,
+      [taskId],
+    );
+    expect(renewed.ms).toBe(leaseMs);
 
     // A heartbeat without an argument renews for leaseMs from its own time.
     await advanceClock(pool, 5_000);

@@ -131,10 +131,9 @@ create table durable.tasks (
   constraint tasks_max_attempts_check CHECK ((max_attempts >= 1)),
   constraint tasks_pkey PRIMARY KEY (id),
   constraint tasks_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
-) with (fillfactor=80);
+) with (fillfactor=50);
 CREATE INDEX tasks_cancel_at ON durable.tasks USING btree (queue, cancel_at) WHERE (cancel_at IS NOT NULL);
 CREATE INDEX tasks_created_at ON durable.tasks USING btree (created_at DESC, id DESC);
-CREATE INDEX tasks_finished_at ON durable.tasks USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 CREATE UNIQUE INDEX tasks_idempotency_key ON durable.tasks USING btree (queue, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 CREATE INDEX tasks_parent ON durable.tasks USING btree (parent_task_id) WHERE (parent_task_id IS NOT NULL);
 CREATE INDEX tasks_queue_created_at ON durable.tasks USING btree (queue, created_at DESC, id DESC);
@@ -1733,7 +1732,9 @@ begin
     -- rows as locked (their latest versions). No CTE is joined with another below: the
     -- planner cannot size them, and a nested loop over two of them is quadratic.
     select o.*, cp.task_id is not null as stored,
-      "durable"._fence_outcome(t.state, r.state, r.worker_id, r.claim_epoch, r.lease_expires_at, p_worker, o.epoch, v_now) as fence
+      case when t.state = 'cancelled' then 'cancelled'
+        when r.state = 'running' and r.worker_id = p_worker and r.claim_epoch = o.epoch and r.lease_expires_at > v_now then 'ok'
+        else 'lost' end as fence
     from ops o
     join "durable".tasks t on t.id = o.task_id
     join "durable".runs r on r.id = o.run_id and r.task_id = o.task_id
@@ -1741,7 +1742,8 @@ begin
     order by t.id
     for update of t, r
   ), ok as (
-    select l.kind, l.task_id, l.run_id, l.name, l.attempt, l.lease_ms,
+    select l.kind, l.task_id, l.run_id, l.name, l.attempt, 
+      case when l.lease_ms is not null then least(greatest(l.lease_ms, 0), 3.15e12) * interval '1 millisecond' end as lease,
       case when l."undefined" then null else coalesce(l.value, 'null'::json) end as value
     from locked l where l.fence = 'ok' and not l.stored
   ), checkpoints as (
@@ -1751,9 +1753,11 @@ begin
     on conflict (task_id, name) do nothing
     returning 1
   ), renewed as (
-    -- The batched form of _renew_lease.
-    update "durable".runs r set lease_expires_at = v_now + "durable"._ms(ok.lease_ms)
+    -- The batched form of _renew_lease, when the lease was renewed longer ago than
+    -- min(a tenth of it, 1 s): a lease set a moment ago is not written again.
+    update "durable".runs r set lease_expires_at = v_now + ok.lease
     from ok where ok.kind = 'checkpoint' and r.id = ok.run_id
+      and r.lease_expires_at < v_now + ok.lease - least(ok.lease / 10, interval '1 second')
     returning 1
   ), completed_runs as (
     update "durable".runs r set state = 'completed', lease_expires_at = null, finished_at = v_now

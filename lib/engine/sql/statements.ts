@@ -182,12 +182,14 @@ export function buildStatements(schema: string) {
      * up to `limit` events: placeholders no wait needs, and events emitted before `olderThanMs`.
      */
     cleanup: (a: { queue: string | null; olderThanMs: number; limit: number }) => q(`
-      with doomed as (
-        select id from ${s}.tasks
-        where finished_at <= ${s}.now() - $2 * interval '1 millisecond' and ($1::text is null or queue = $1)
-        order by finished_at
+      with cutoff as (select ${s}.now() - $2 * interval '1 millisecond' as at), doomed as (
+        -- Through tasks_created_at (a task finished before the cutoff was created before it):
+        -- finished_at has no index, so that a completion can update its task in place (HOT).
+        select t.id from ${s}.tasks t, cutoff
+        where t.created_at <= cutoff.at and t.finished_at <= cutoff.at and ($1::text is null or t.queue = $1)
+        order by t.created_at
         limit $3
-        for update skip locked
+        for update of t skip locked
       ), deleted as (
         delete from ${s}.tasks t using doomed where t.id = doomed.id returning 1
       ), doomed_events as (

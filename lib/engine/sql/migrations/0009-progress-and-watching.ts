@@ -218,7 +218,31 @@ ${writeBatchSql(s)}
 `;
 }
 
-function writeBatchSql(s: string): string {
+/**
+ * `lean` (migration 0013): the fence and the lease arithmetic written inline (a function with a
+ * pinned search_path is never inlined: each call per row costs a function call), and a
+ * checkpoint renews its run's lease only when the last renewal is older than a tenth of the
+ * lease or a second, whichever is shorter (not an update of \`runs\` per step).
+ */
+export function writeBatchSql(s: string, lean = false): string {
+  const fence = lean
+    ? `case when t.state = ${CANCELLED} then 'cancelled'
+        when r.state = ${RUNNING} and r.worker_id = p_worker and r.claim_epoch = o.epoch and r.lease_expires_at > v_now then 'ok'
+        else 'lost' end`
+    : `${s}._fence_outcome(t.state, r.state, r.worker_id, r.claim_epoch, r.lease_expires_at, p_worker, o.epoch, v_now)`;
+  const lease = lean
+    ? `
+      case when l.lease_ms is not null then least(greatest(l.lease_ms, 0), 3.15e12) * interval '1 millisecond' end as lease,`
+    : 'l.lease_ms,';
+  const renewed = lean
+    ? `-- The batched form of _renew_lease, when the lease was renewed longer ago than
+    -- min(a tenth of it, 1 s): a lease set a moment ago is not written again.
+    update ${s}.runs r set lease_expires_at = v_now + ok.lease
+    from ok where ok.kind = 'checkpoint' and r.id = ok.run_id
+      and r.lease_expires_at < v_now + ok.lease - least(ok.lease / 10, interval '1 second')`
+    : `-- The batched form of _renew_lease.
+    update ${s}.runs r set lease_expires_at = v_now + ${s}._ms(ok.lease_ms)
+    from ok where ok.kind = 'checkpoint' and r.id = ok.run_id`;
   return `
 -- p_ops: [{ "kind": "checkpoint" | "complete" | "progress", "task_id", "run_id", "epoch", "name",
 -- "value", "undefined", "attempt", "lease_ms" }, ...], at most one per run. Returns the index
@@ -245,7 +269,7 @@ begin
     -- rows as locked (their latest versions). No CTE is joined with another below: the
     -- planner cannot size them, and a nested loop over two of them is quadratic.
     select o.*, cp.task_id is not null as stored,
-      ${s}._fence_outcome(t.state, r.state, r.worker_id, r.claim_epoch, r.lease_expires_at, p_worker, o.epoch, v_now) as fence
+      ${fence} as fence
     from ops o
     join ${s}.tasks t on t.id = o.task_id
     join ${s}.runs r on r.id = o.run_id and r.task_id = o.task_id
@@ -253,7 +277,7 @@ begin
     order by t.id
     for update of t, r
   ), ok as (
-    select l.kind, l.task_id, l.run_id, l.name, l.attempt, l.lease_ms,
+    select l.kind, l.task_id, l.run_id, l.name, l.attempt, ${lease}
       case when l."undefined" then null else coalesce(l.value, 'null'::json) end as value
     from locked l where l.fence = 'ok' and not l.stored
   ), checkpoints as (
@@ -263,9 +287,7 @@ begin
     on conflict (task_id, name) do nothing
     returning 1
   ), renewed as (
-    -- The batched form of _renew_lease.
-    update ${s}.runs r set lease_expires_at = v_now + ${s}._ms(ok.lease_ms)
-    from ok where ok.kind = 'checkpoint' and r.id = ok.run_id
+    ${renewed}
     returning 1
   ), completed_runs as (
     update ${s}.runs r set state = ${COMPLETED}, lease_expires_at = null, finished_at = v_now

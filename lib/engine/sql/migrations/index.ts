@@ -12,6 +12,7 @@ import { DurableProgressAndWatching1764000000009 } from './0009-progress-and-wat
 import { DurableWorkerHeartbeats1764000000010 } from './0010-worker-heartbeats.js';
 import { DurableQueueStatsByPriority1764000000011 } from './0011-queue-stats-by-priority.js';
 import { DurableSetBasedFlowClaim1764000000012 } from './0012-set-based-flow-claim.js';
+import { DurableLeanWrites1764000000013 } from './0013-lean-writes.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -38,6 +39,7 @@ export const durableMigrations = [
   DurableWorkerHeartbeats1764000000010,
   DurableQueueStatsByPriority1764000000011,
   DurableSetBasedFlowClaim1764000000012,
+  DurableLeanWrites1764000000013,
 ];
 
 /**
