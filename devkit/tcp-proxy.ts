@@ -31,6 +31,11 @@ export class TcpProxy {
       if (this.mode === 'frozen') return; // accepted, never answered
       const upstream = tcpConnect(this.target.port, this.target.host);
       this.track(upstream);
+      // As PostgreSQL and node-postgres do on their own sockets: without it, Nagle's algorithm
+      // holds a small last segment of a reply until the previous one is acknowledged, and a
+      // delayed ACK makes that tens of milliseconds a network of `delay` would not add.
+      downstream.setNoDelay(true);
+      upstream.setNoDelay(true);
       // Forwarded by hand rather than piped, so that a freeze drops data as a partition does.
       downstream.on('data', this.forwarder(upstream, true));
       upstream.on('data', this.forwarder(downstream, false));

@@ -51,9 +51,10 @@ export async function runMigrations(dataSource: DataSource, schema: string): Pro
 // ---- What the schema holds before durable's migrations run ------------------------------------
 
 /**
- * The tables and indexes of durable's migrations, all created `if not exists`. `runs_claimable` stays
- * listed though 0008 drops it: 0001 still creates it `if not exists` and 0008 drops it by name, so an
- * app's relation of that name would be taken for durable's and dropped.
+ * The tables and indexes of durable's migrations, all created `if not exists`. `runs_claimable` and
+ * `tasks_finished_at` stay listed though 0008 and 0013 drop them: 0001 still creates them `if not
+ * exists` and the later migration drops them by name, so an app's relation of that name would be
+ * taken for durable's and dropped.
  */
 const DURABLE_RELATIONS = [
   'queues', 'tasks', 'runs', 'checkpoints', 'events', 'waits', 'test_clock',
