@@ -537,11 +537,78 @@ describe('claims on their way while handlers run', () => {
     const client = t.client;
     const ids = await Promise.all(Array.from({ length: 300 }, async (_, i) => (await client.spawn(OverlapTask, { i })).taskId));
     for (const [i, id] of ids.entries()) await expect(t.client.awaitResult(id, { timeoutMs: 60_000 })).resolves.toBe(i);
-    // Each claim asks for at most 4 and two are on their way at once: a slot counted twice or
-    // a claim's slots not reserved while it is on its way would let 12 run.
+    // Two claims are on their way at once: a slot counted twice, or a claim's slots not
+    // reserved while it is on its way, would let more than 8 run.
     expect(overlap.max).toBeLessThanOrEqual(8);
     expect([...overlap.runs.values()].filter((n) => n !== 1)).toEqual([]);
     expect(overlap.runs.size).toBe(300);
+  });
+});
+
+const started = new Map<number, number>();
+let onStart: (() => void) | undefined;
+
+@DurableTask({ name: 'stamp' })
+class StampTask implements DurableTaskHandler<{ i: number }, number> {
+  async run(params: { i: number }) {
+    started.set(params.i, Date.now());
+    onStart?.();
+    return params.i;
+  }
+}
+
+describe('a wake-up that comes while a claim is on its way', () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let t: DurableTestApp | undefined;
+  let direct: DurableTestApp | undefined;
+  let armed = false;
+  let claimAnswered: (() => void) | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const target = new URL(db.url);
+    // Every answer of the server is 300 ms late except a notification ('A'), which is not: a
+    // task spawned while a claim's answer is held is announced before the claim answers.
+    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, {
+      delay: (chunk, toServer) => {
+        if (toServer || chunk[0] === 0x41) return 0;
+        if (armed && chunk.includes('next_due_at')) {
+          armed = false;
+          claimAnswered?.();
+        }
+        return 300;
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await direct?.close();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('is not lost: the task it announces starts at once, not at the next poll', async () => {
+    // A poll interval far longer than the test: only the wake-up can start the second task.
+    t = await startApp(await proxy.listen(db.url), [StampTask], { worker: { concurrency: 4, pollIntervalMs: 60_000 } });
+    direct = await startApp(db.url, [StampTask], { worker: false });
+    // The first task's end sends a claim (it finds nothing); its answer comes back short. While
+    // that answer is held, a second task is spawned on a direct connection and announced.
+    const spawnedSecond = new Promise<number>((resolve) => {
+      claimAnswered = () => {
+        resolve(Date.now());
+        void direct!.client.spawn(StampTask, { i: 2 });
+      };
+    });
+    onStart = () => {
+      armed = true;
+    };
+    const first = await direct.client.spawn(StampTask, { i: 1 });
+    await expect(direct.client.awaitResult(first.taskId, { timeoutMs: 30_000 })).resolves.toBe(1);
+    const spawnedAt = await spawnedSecond;
+    await eventually(() => started.has(2), 20_000, 'the second task to start');
+    // Woken: about two held answers (the claim's, then the next claim's). Lost: the next poll, 60 s.
+    expect(started.get(2)! - spawnedAt).toBeLessThan(5_000);
   });
 });
 

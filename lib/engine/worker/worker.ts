@@ -12,9 +12,9 @@ import type { DurableWorkerMonitor, WorkerState, WorkerStatus } from './worker-m
 
 const SWEEP_EVERY_MS = 100;
 /**
- * Claims on their way at once. With two, a claim runs while the runs of the one before execute
- * and write, and the database works on both: the worker never waits for a claim with its slots
- * empty, and a database a few milliseconds away costs far less throughput.
+ * Claims on their way at once. Each asks for the slots free when it goes out; while the last
+ * answer was full, slots that free up while a claim is on its way get a second claim at once
+ * instead of waiting for the first one's answer.
  */
 const CLAIMS_IN_FLIGHT = 2;
 /**
@@ -51,14 +51,14 @@ export class Worker {
   /** Claims on their way, and the slots they asked for. */
   private readonly claiming = new Set<Promise<void>>();
   private reserved = 0;
-  /** Each claim asks for at most this many runs, so that two claims share the slots. */
-  private readonly claimSize: number;
   /** No claim before this time: after a short claim (until the next due run) or an error (its backoff). */
   private claimAt = 0;
   /** The last claim's answer was full: more runs are likely due, so two claims may be on their way. */
   private backlog = false;
   /** The last claim's answer was short with nothing due within a poll interval. */
   private nothingDue = false;
+  /** Counts nudges: one that comes while a claim is on its way cancels the hold its short answer would set. */
+  private nudges = 0;
   private backoffMs = 0;
   /** Fires the schedules of the polled queues (needs the client's spawn resolution). */
   private readonly ticker: ScheduleTicker | undefined;
@@ -75,7 +75,6 @@ export class Worker {
     private declare?: () => Promise<void>,
   ) {
     for (const warning of registry.unpolled(settings.queues)) logger.warn(warning);
-    this.claimSize = Math.ceil(settings.concurrency / CLAIMS_IN_FLIGHT);
     this.beatEveryMs = Math.min(BEAT_EVERY_MS, Math.max(settings.pollIntervalMs * 5, MIN_BEAT_EVERY_MS));
     this.executor = new RunExecutor(store, registry, settings, logger, monitor, spawnRow);
     monitor?.attach(() => this.status());
@@ -185,7 +184,7 @@ export class Worker {
       // A second claim only while the last answer was full: an idle worker sends one at a time.
       const room = this.claiming.size === 0 || (this.backlog && this.claiming.size < CLAIMS_IN_FLIGHT);
       if (free > 0 && room && !this.releasePending && now >= this.claimAt) {
-        this.claim(Math.min(free, this.claimSize));
+        this.claim(free);
         continue;
       }
       if (this.state !== 'running') break;
@@ -217,6 +216,7 @@ export class Worker {
     // Sweeping expired leases and policies at most every SWEEP_EVERY_MS keeps busy claims lean.
     const sweep = Date.now() - this.sweptAt >= SWEEP_EVERY_MS;
     if (sweep) this.sweptAt = Date.now();
+    const nudges = this.nudges;
     try {
       const rows = await this.store.query(this.store.sql.claim({
         queues: this.settings.queues, workerId: this.settings.workerId, limit, leaseMs: this.settings.leaseMs, sweep,
@@ -237,7 +237,9 @@ export class Worker {
       }
       this.backlog = claimed === limit;
       this.nothingDue = claimed < limit && waitMs >= this.settings.pollIntervalMs;
-      this.claimAt = this.backlog ? 0 : Date.now() + waitMs;
+      // A handler that finished meanwhile may have freed a slot of a limit (or a notification
+      // announced a run) after this claim looked: look again at once, as a nudge would have.
+      this.claimAt = this.backlog || this.nudges !== nudges ? 0 : Date.now() + waitMs;
     } catch (error) {
       if (sweep) this.sweptAt = 0;
       this.claimFailed(error);
@@ -258,6 +260,7 @@ export class Worker {
 
   /** A notification or a finished handler ends a claim's hold; a claim's own answer only wakes the loop. */
   private nudge(): void {
+    this.nudges += 1;
     this.claimAt = 0;
     this.wakeable.wake();
   }
