@@ -97,7 +97,7 @@ export async function dbMeters(server: PgServer, database: string): Promise<DbMe
     `select (select xact_commit from pg_stat_database where datname = $1)::bigint as commits,
             (select xact_rollback from pg_stat_database where datname = $1)::bigint as rollbacks,
             (select coalesce(sum(xact_commit), 0) from pg_stat_database where datname is not null and datname <> $1 and datname <> current_database())::bigint as others,
-            pg_current_wal_lsn()::text as lsn`,
+            pg_current_wal_insert_lsn()::text as lsn`,
     [database],
   );
   return {

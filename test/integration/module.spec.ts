@@ -7,7 +7,7 @@ import {
   type DurableLogger, type DurableModuleOptions, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
 import { TcpProxy } from '../../devkit/tcp-proxy.js';
-import { eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { advanceClock, eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { runFixture } from '../helpers/run-fixture.js';
 import { adminUrl, createTestDatabase, durableConnections, type TestDatabase } from '../helpers/test-database.js';
 
@@ -609,6 +609,42 @@ describe('a wake-up that comes while a claim is on its way', () => {
     await eventually(() => started.has(2), 20_000, 'the second task to start');
     // Woken: about two held answers (the claim's, then the next claim's). Lost: the next poll, 60 s.
     expect(started.get(2)! - spawnedAt).toBeLessThan(5_000);
+  });
+});
+
+@DurableTask({ name: 'nap-an-hour' })
+class NapTask implements DurableTaskHandler<unknown, string> {
+  async run(_params: unknown, ctx: TaskContext) {
+    await ctx.sleepFor('nap', 3_600_000);
+    return 'rested';
+  }
+}
+
+describe('an idle worker whose poll interval is longer than its heartbeat period', () => {
+  let db: TestDatabase;
+  let t: DurableTestApp | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
+
+  it('still claims at every other poll: a run that came due without a notification starts', async () => {
+    // Beats every 5 s, polls every 6 s: a beat stands in for a poll's claim, but not for every one.
+    t = await startApp(db.url, [NapTask], { worker: { pollIntervalMs: 6000 } });
+    const { taskId } = await t.client.spawn(NapTask, {});
+    await eventually(async () => (await t!.client.getTask(taskId))?.state === 'sleeping', 10_000, 'the task to sleep');
+    const sql = sqlPool(db.url);
+    try {
+      // The hour passes on the database clock: nothing announces it, only a poll finds it.
+      await advanceClock(sql, 3_600_000);
+    } finally {
+      await sql.end();
+    }
+    await expect(t.client.awaitResult(taskId, { timeoutMs: 20_000 })).resolves.toBe('rested');
   });
 });
 

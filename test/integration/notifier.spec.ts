@@ -80,6 +80,39 @@ describe('a LISTEN connection that stops answering (through a proxy)', () => {
   }, 40_000);
 });
 
+describe('pingIfDue: an idle worker\'s poll stands in for the ping', () => {
+  it('sends the ping only when it is due within the window, and the timer then waits a whole interval', async () => {
+    const pings: number[] = [];
+    class CountingClient extends pg.Client {
+      override query(...args: unknown[]): never {
+        if ((args[0] as { text?: string })?.text === 'select 1') pings.push(Date.now());
+        return (super.query as (...a: unknown[]) => never)(...args);
+      }
+    }
+    const received: Notification[] = [];
+    const notifier = new Notifier(() => new CountingClient({ connectionString: db.url }), [CHANNEL], new Lines(), { pingIntervalMs: 1000 });
+    notifier.subscribe((notification) => received.push(notification));
+    try {
+      await eventually(() => received.length === 1, 10_000, 'the first LISTEN');
+      // Due in about a second: not within 100 ms; a window of half the interval or more never.
+      expect(await notifier.pingIfDue(100)).toBe(false);
+      expect(await notifier.pingIfDue(500)).toBe(false);
+      await sleep(750);
+      expect(await notifier.pingIfDue(400)).toBe(true);
+      expect(pings).toHaveLength(1);
+      // The timer's own ping comes a whole interval after the early one, not when it was due.
+      await sleep(700);
+      expect(pings).toHaveLength(1);
+      await eventually(() => pings.length === 2, 5000, "the timer's ping");
+      expect(pings[1] - pings[0]).toBeGreaterThanOrEqual(950);
+      await sql.query(`select pg_notify($1, 'still listening')`, [CHANNEL]);
+      await eventually(() => received.length === 2, 5000, 'a notification');
+    } finally {
+      await notifier.stop();
+    }
+  }, 20_000);
+});
+
 describe('stop()', () => {
   it('ends a pending back-off at once', async () => {
     const logger = new Lines();

@@ -3,11 +3,11 @@
  * ('queued', 'delayed', 'retry', 'sleep', 'event', 'children', 'noWorker'), null for running and
  * terminal tasks, the same answer from getTask and listTasks, and the workers' heartbeats it
  * relies on (written by the worker loop, deleted when a worker stops, expired when a worker
- * vanished). 'concurrency' and 'rateLimit': waiting-for-limits.spec.ts.
+ * vanished, not rewritten while an idle worker's LISTEN connection holds its lock). 'concurrency' and 'rateLimit': waiting-for-limits.spec.ts.
  */
 import type pg from 'pg';
 import { DurableClient, type DurableLogger, type TaskContext, type TaskSnapshot } from '../../lib/index.js';
-import { eventually, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { durableTask } from '../helpers/durable-task.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
@@ -183,6 +183,37 @@ describe('TaskSnapshot.waitingFor', () => {
       await other.close();
     }
     expect(await beats()).toEqual([]);
+  });
+
+  it('an idle worker whose LISTEN connection holds its lock writes no beat, and is live past expires_at; the lock is taken again on a new connection', async () => {
+    const other = await startApp(db.url, [], { worker: { queues: ['held'], pollIntervalMs: 100, workerId: 'holder' } });
+    const holders = async () => (await sql.query(`select pid from pg_locks where locktype = 'advisory' and objsubid = 2 and granted
+      and objid = (hashtext('holder') & 2147483647)::oid`)).rows.map((row) => row.pid as number);
+    const row = async () => (await sql.query(`select xmin::text as xmin from durable.worker_heartbeats where worker_id = 'holder'`)).rows[0];
+    const polled = async (taskId: string) => !(await client.getTask(taskId))!.waitingFor!.message.includes('no worker');
+    try {
+      await eventually(async () => (await holders()).length === 1 && (await row()) !== undefined, 10_000, 'the lock and the first beat');
+      const [pid] = await holders();
+      const first = await row();
+      // Beats every 500 ms here: four of them write nothing while the worker idles.
+      await sleep(2000);
+      expect(await row()).toEqual(first);
+      // As if it had idled for minutes: its row's expiry is long past, the lock says it lives.
+      await sql.query(`update durable.worker_heartbeats set expires_at = now() - interval '1 hour' where worker_id = 'holder'`);
+      const { taskId } = await client.spawn('quick', {}, { queue: 'held', delayMs: HOUR });
+      expect(await polled(taskId)).toBe(true);
+      // Its LISTEN session ends: the notifier makes a new one, which takes the lock again.
+      await sql.query(`select pg_terminate_backend($1)`, [pid]);
+      await eventually(async () => {
+        const now = await holders();
+        return now.length === 1 && now[0] !== pid;
+      }, 10_000, 'the lock on the new LISTEN connection');
+      expect(await polled(taskId)).toBe(true);
+    } finally {
+      await other.close();
+    }
+    // Stopped: its lock is released (as its session ends, or by the unlock before).
+    await eventually(async () => (await holders()).length === 0, 5000, 'the lock released');
   });
 
   it('listTasks gives every row the waitingFor that getTask gives', async () => {

@@ -1,5 +1,5 @@
 import type { Client, QueryConfig } from 'pg';
-import { redact } from './database-errors.js';
+import { isConnectionError, redact } from './database-errors.js';
 import { timerMs, Wakeable } from '../support/wakeable.js';
 import type { DurableLogger } from '../support/logger.js';
 
@@ -36,6 +36,11 @@ export class Notifier {
   private readonly pause = new Wakeable();
   private readonly listeners = new Set<(notification: Notification) => void>();
   private readonly timing: NotifierTiming;
+  /** The live connection's next ping: when it is due, and the function that sends it now. */
+  private nextPing: { at: number; send: () => Promise<void> } | undefined;
+  /** The connection once made (until it ends), and what runs on each connection made (`onSession`). */
+  private live: Client | undefined;
+  private readonly sessionStatements = new Set<QueryConfig>();
 
   constructor(
     private readonly connect: () => Client,
@@ -58,6 +63,39 @@ export class Notifier {
       this.hangUp?.();
       this.pause.wake();
     };
+  }
+
+  /**
+   * Runs `statement` on the LISTEN connection: now if it is up, and on every connection made
+   * after it (a worker's liveness lock lives as long as the session). The returned function
+   * stops that and runs `undo` on the connection if it is up. A statement that fails is logged.
+   */
+  onSession(statement: QueryConfig, undo: QueryConfig): () => Promise<void> {
+    this.sessionStatements.add(statement);
+    if (this.live) void this.runOnSession(this.live, statement);
+    return async () => {
+      if (!this.sessionStatements.delete(statement) || !this.live) return;
+      await this.runOnSession(this.live, undo);
+    };
+  }
+
+  private async runOnSession(client: Client, statement: QueryConfig): Promise<void> {
+    await client.query(statement).catch((error: Error) => {
+      // A broken connection is reported (and re-made) by the loop; the statement runs on the next one.
+      if (!isConnectionError(error)) this.logger.warn(`a statement on the LISTEN connection failed: ${redact(error.message)}`);
+    });
+  }
+
+  /**
+   * Sends the LISTEN connection's ping now if it is due within `withinMs` (less than half the
+   * ping interval), so that an idle worker's poll can stand in for it; resolves whether it did,
+   * once the ping answered or failed (a failure ends the connection, as a late ping does).
+   */
+  async pingIfDue(withinMs: number): Promise<boolean> {
+    const next = this.nextPing;
+    if (!next || withinMs * 2 >= this.timing.pingIntervalMs || next.at - Date.now() > withinMs) return false;
+    await next.send();
+    return true;
   }
 
   /** Ends the connection (also one still being made) and any back-off, and stops reconnecting; idempotent. */
@@ -104,13 +142,19 @@ export class Notifier {
         client.on('notification', ({ channel, payload }) => this.emit({ channel, payload: payload ?? '' }));
         client.on('end', () => fail(new Error('the LISTEN connection ended')));
         const listen = this.channels.map((channel) => `listen "${channel}"`).join('; ');
-        client.connect().then(() => client.query(listen)).then(() => {
+        client.connect().then(() => {
+          // From now on `onSession` runs a new statement itself; those before it run here.
+          this.live = client;
+          const session = [...this.sessionStatements].map((statement) => this.runOnSession(client, statement));
+          return Promise.all([client.query(listen), ...session]);
+        }).then(() => {
           stopPinging = this.ping(client, (error) => fail(error));
           this.emit(undefined);
         }, (error: Error) => fail(error));
       });
     } finally {
       this.hangUp = undefined;
+      if (this.live === client) this.live = undefined;
       fail = () => undefined;
       stopPinging();
       // Also ends a connection still being made (at the latest when its connect timeout fires).
@@ -119,23 +163,33 @@ export class Notifier {
   }
 
   /**
-   * Pings every `pingIntervalMs`, one ping at a time; a ping not answered within `pingTimeoutMs`
-   * fails the connection. Returns the function that stops pinging.
+   * Pings every `pingIntervalMs` (or sooner, through `pingIfDue`), one ping at a time; a ping not
+   * answered within `pingTimeoutMs` fails the connection. Returns the function that stops pinging.
    */
   private ping(client: Client, fail: (error: Error) => void): () => void {
     const { pingIntervalMs, pingTimeoutMs } = this.timing;
     let stopped = false;
-    const timer = setTimeout(() => {
-      client.query({ text: 'select 1', query_timeout: timerMs(pingTimeoutMs) } as QueryConfig).then(
-        () => stopped || timer.refresh(),
+    let sending: Promise<void> | undefined;
+    const send = (): Promise<void> => {
+      sending ??= client.query({ text: 'select 1', query_timeout: timerMs(pingTimeoutMs) } as QueryConfig).then(
+        () => {
+          sending = undefined;
+          if (stopped) return;
+          timer.refresh();
+          this.nextPing = { at: Date.now() + pingIntervalMs, send };
+        },
         (error: Error) => fail(new Error(/read timeout/i.test(error.message)
           ? `the LISTEN connection did not answer a ping within ${pingTimeoutMs} ms`
           : `a ping on the LISTEN connection failed: ${error.message}`)),
       );
-    }, timerMs(pingIntervalMs));
+      return sending;
+    };
+    const timer = setTimeout(() => void send(), timerMs(pingIntervalMs));
     timer.unref();
+    this.nextPing = { at: Date.now() + pingIntervalMs, send };
     return () => {
       stopped = true;
+      this.nextPing = undefined;
       clearTimeout(timer);
     };
   }

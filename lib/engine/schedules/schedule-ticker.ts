@@ -8,7 +8,7 @@ import { CronSchedule } from './cron.js';
 /** The header a scheduled task carries: its tick time, as an ISO string. */
 export const SCHEDULED_FOR_HEADER = 'durable.scheduledFor';
 
-/** The longest the ticker waits without a look of its own (the worker's beats are more frequent). */
+/** Without news from the worker's beats for this long, the ticker looks for itself. */
 const LONGEST_WAIT_MS = 60_000;
 
 /**
@@ -18,8 +18,8 @@ const LONGEST_WAIT_MS = 60_000;
  * key is the schedule name and tick time). It sleeps until the next tick. It learns of a
  * schedule made meanwhile by another process from the worker's beat, which reads the next tick
  * of its queues and hands it to `observe` (no statement of the ticker's own while nothing is
- * due, but a look of its own every minute all the same). No leader: any worker of the queue can fire, and
- * a crash mid-tick leaves the row unchanged for the next one.
+ * due; a look of its own only after a minute without a beat). No leader: any worker of the queue
+ * can fire, and a crash mid-tick leaves the row unchanged for the next one.
  */
 export class ScheduleTicker {
   private running = false;
@@ -27,6 +27,8 @@ export class ScheduleTicker {
   private readonly wakeable = new Wakeable();
   /** The tick the ticker sleeps until (epoch ms), or undefined when it knows of none. */
   private waitingFor: number | undefined;
+  /** When the worker's beat last reported (epoch ms, this process's clock). */
+  private heardAt = 0;
 
   constructor(
     private readonly store: Store,
@@ -37,6 +39,7 @@ export class ScheduleTicker {
 
   /** The next tick of the queues' schedules as the worker's beat read it (`next_run_at`, `db_now`): an earlier one wakes the ticker. */
   observe(next: Row): void {
+    this.heardAt = Date.now();
     const at = (next.next_run_at as Date | null)?.getTime();
     if (!this.running || at === undefined) return;
     if (this.waitingFor === undefined || at < this.waitingFor) this.wakeable.wake();
@@ -54,7 +57,7 @@ export class ScheduleTicker {
     await this.loop;
   }
 
-  /** Fires what is due; returns how long to wait for the next tick. */
+  /** Fires what is due; returns how long to wait for the next tick (Infinity when there is none). */
   async fireDue(): Promise<number> {
     // One statement while nothing is due (the idle cost), a second one only when something is.
     let next = await this.store.one(this.store.sql.nextSchedule(this.queues));
@@ -78,8 +81,8 @@ export class ScheduleTicker {
     const at = (next.next_run_at as Date | null)?.getTime();
     // Kept in the database's clock, as the beats' ticks are.
     this.waitingFor = at;
-    if (at === undefined) return LONGEST_WAIT_MS;
-    return Math.min(LONGEST_WAIT_MS, Math.max(at - (next.db_now as Date).getTime(), 0));
+    if (at === undefined) return Infinity;
+    return Math.max(at - (next.db_now as Date).getTime(), 0);
   }
 
   private async fire(row: Row): Promise<void> {
@@ -118,8 +121,13 @@ export class ScheduleTicker {
         this.logger.error(`firing schedules failed, retrying in ${backoffMs} ms: ${redact((error as Error).message)}`);
         waitMs = backoffMs;
       }
-      if (!this.running) break;
-      await this.wakeable.wait(waitMs);
+      const dueAt = Date.now() + waitMs;
+      while (this.running && Date.now() < dueAt) {
+        // Woken by a beat that reads an earlier tick, or stopped.
+        if (await this.wakeable.wait(Math.min(dueAt - Date.now(), LONGEST_WAIT_MS))) break;
+        // A minute without a beat (failing, or the worker stopped beating): look for itself.
+        if (Date.now() - this.heardAt >= LONGEST_WAIT_MS) break;
+      }
     }
   }
 }

@@ -14,6 +14,11 @@ export type * from './statement-types.js';
  */
 export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
+  const workerLockClass = lockClassOf(`${schema}.workers`);
+  /** The worker's lock (`holdWorker`) is held by some session of this database. */
+  const workerHeld = (workerId: string) => `(pg_catalog.hashtext(${workerId}) & 2147483647)::oid in (
+      select l.objid from pg_catalog.pg_locks l where l.locktype = 'advisory' and l.classid = ${workerLockClass}::oid
+        and l.objsubid = 2 and l.granted and l.database = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database()))`;
   const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, progress, created_at, updated_at`;
   const q = (text: string, values: unknown[]): Statement => ({ text, values });
   /**
@@ -38,7 +43,8 @@ export function buildStatements(schema: string) {
   const withWaiting = (page: string, select: string, rest = '') => `
     with page as materialized (${page}),
     clock as materialized (select ${s}.now() as w_now),
-    polled as (select distinct h.queue as w_queue from ${s}.worker_heartbeats h, clock where h.expires_at > clock.w_now),
+    polled as (select distinct h.queue as w_queue from ${s}.worker_heartbeats h, clock
+      where h.expires_at > clock.w_now or ${workerHeld('h.worker_id')}),
     open_children as (
       select p.id as w_task_id, array_agg(c.id::text order by c.n) as w_children
       from page p join ${s}.runs r on r.id = p.run_id and r.join_children is not null
@@ -233,28 +239,50 @@ export function buildStatements(schema: string) {
             'attempts', k.attempts, 'createdAt', k.created_at, 'finishedAt', k.finished_at) order by k.created_at, k.id), '[]')
           from (select * from ${s}.tasks k where k.parent_task_id = t.id order by k.created_at, k.id limit $2) k) as i_children`),
     [taskId, childLimit]),
-    /** The worker is alive until `ttlMs` from now, on each of its queues; also forgets workers gone for an hour. */
+    /**
+     * The worker polls these queues: a row per queue, written when it is new or changed (its
+     * concurrency, its handlers running), or to renew `expires_at` (`ttlMs` from now) while the
+     * worker's lock (`holdWorker`) is not held: an idle worker whose LISTEN connection holds it
+     * writes nothing. Also forgets workers gone for an hour, and reads the next schedule tick.
+     */
     workerBeat: (a: { workerId: string; queues: string[]; concurrency: number; inFlight: number; ttlMs: number }) => q(`
-      with clock as (select ${s}.now() as now), beat as (
+      with clock as (select ${s}.now() as now), held as materialized (select ${workerHeld('$2')} as held),
+      added as (
         insert into ${s}.worker_heartbeats (queue, worker_id, concurrency, in_flight, seen_at, expires_at)
-        select queue, $2, $3, $4, clock.now, clock.now + $5 * interval '1 millisecond' from unnest($1::text[]) queue, clock
-        on conflict (queue, worker_id) do update set concurrency = excluded.concurrency, in_flight = excluded.in_flight,
-          seen_at = excluded.seen_at, expires_at = excluded.expires_at
+        select u.queue, $2, $3, $4, clock.now, clock.now + $5 * interval '1 millisecond' from unnest($1::text[]) u(queue), clock
+        where not exists (select 1 from ${s}.worker_heartbeats h where h.queue = u.queue and h.worker_id = $2)
+        on conflict (queue, worker_id) do nothing
+        returning 1
+      ), renewed as (
+        update ${s}.worker_heartbeats h set concurrency = $3, in_flight = $4, seen_at = clock.now,
+          expires_at = clock.now + $5 * interval '1 millisecond'
+        from clock, held
+        where h.worker_id = $2 and h.queue = any($1::text[]) and (h.concurrency <> $3 or h.in_flight <> $4 or not held.held)
         returning 1
       ), forgotten as (
         -- Skipping rows another worker is deleting: two beats never wait for each other.
         delete from ${s}.worker_heartbeats h where (h.queue, h.worker_id) in (
           select o.queue, o.worker_id from ${s}.worker_heartbeats o, clock
-          where o.expires_at < clock.now - interval '1 hour' and o.worker_id <> $2
+          where o.expires_at < clock.now - interval '1 hour' and o.worker_id <> $2 and not ${workerHeld('o.worker_id')}
           for update of o skip locked)
         returning 1
       )
       -- And the next tick of these queues' schedules: the worker's schedule ticker learns of one
       -- made by another process from the beat (it polls for them no more itself).
-      select (select count(*) from beat)::integer as beats, (select count(*) from forgotten)::integer as forgotten,
+      select (select count(*) from added)::integer + (select count(*) from renewed)::integer as beats,
+        (select count(*) from forgotten)::integer as forgotten,
         (select min(sc.next_run_at) from ${s}.schedules sc where sc.queue = any($1::text[])) as next_run_at,
         (select clock.now from clock) as db_now`,
     [a.queues, a.workerId, a.concurrency, a.inFlight, a.ttlMs]),
+    /**
+     * The worker's liveness without a write: a session advisory lock, taken on the LISTEN
+     * connection (again after each reconnect) and released when the worker stops or its
+     * connection ends, a killed process's at once. `false` when another session holds it.
+     */
+    holdWorker: (workerId: string) =>
+      q(`select pg_catalog.pg_try_advisory_lock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) as held`, [workerId]),
+    releaseWorker: (workerId: string) =>
+      q(`select pg_catalog.pg_advisory_unlock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) as released`, [workerId]),
     /** A stopping worker no longer polls these queues. */
     workerGone: (workerId: string, queues: string[]) =>
       q(`delete from ${s}.worker_heartbeats where worker_id = $1 and queue = any($2::text[])`, [workerId, queues]),
@@ -294,3 +322,10 @@ export function buildStatements(schema: string) {
 }
 
 export type Statements = ReturnType<typeof buildStatements>;
+
+/** A stable 31-bit key for `name` (FNV-1a): the first key of a two-key advisory lock. */
+function lockClassOf(name: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(name, 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193);
+  return (hash >>> 0) & 0x7fffffff;
+}

@@ -18,12 +18,13 @@ const SWEEP_EVERY_MS = 100;
  */
 const CLAIMS_IN_FLIGHT = 2;
 /**
- * How often the loop records that this worker polls its queues (worker_heartbeats, no WAL), or
- * every five poll intervals if that is sooner (but see MIN_BEAT_EVERY_MS): the beat also tells
- * the schedule ticker of the schedules made by other processes.
+ * How often the loop records that this worker polls its queues (worker_heartbeats; an idle worker
+ * whose LISTEN connection holds its lock writes nothing), or every five poll intervals if that is
+ * sooner (but see MIN_BEAT_EVERY_MS): the beat also tells the schedule ticker of the schedules
+ * made by other processes.
  */
 const BEAT_EVERY_MS = 5_000;
-/** Not more often than this, however short the poll interval (each beat writes a row per queue). */
+/** Not more often than this, however short the poll interval (a beat may write a row per queue). */
 const MIN_BEAT_EVERY_MS = 500;
 
 /**
@@ -38,6 +39,7 @@ export class Worker {
   private readonly executor: RunExecutor;
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
+  private releaseHold: (() => Promise<void>) | undefined;
   private sweptAt = 0;
   /** Claims made: each starts its fair share at the next queue. */
   private claims = 0;
@@ -93,6 +95,9 @@ export class Worker {
         this.nudge();
       }
     });
+    // While the LISTEN connection lives, it holds this worker's lock: an idle worker's beat writes nothing.
+    const { workerId } = this.settings;
+    this.releaseHold = this.notifier?.onSession(this.store.sql.holdWorker(workerId), this.store.sql.releaseWorker(workerId));
     this.loop = this.run();
     if (!this.declare) this.ticker?.start();
   }
@@ -112,6 +117,8 @@ export class Worker {
     if (this.beatAt > 0 && !this.beatFailed && !this.lastError) {
       await this.store.query(this.store.sql.workerGone(this.settings.workerId, this.settings.queues)).catch(() => undefined);
     }
+    // Not awaited: a connection in trouble must not hold up the stop (its end releases the lock too).
+    void this.releaseHold?.();
     if (this.releasePending) {
       await this.release().catch((error: unknown) => {
         this.logger.error(`could not put back the runs of a claim whose answer was lost: ${redact((error as Error).message)}`);
@@ -161,15 +168,25 @@ export class Worker {
     }
     // The last wait was a whole poll interval that nothing cut short: the next claim is an idle poll.
     let idlePoll = false;
+    // The last idle poll was a beat or a ping instead of a claim: the next one claims.
+    let stoodIn = false;
     while (this.state === 'running') {
-      if (Date.now() - this.beatAt >= this.beatEveryMs) {
+      // An idle worker sends one statement per poll interval: at a poll's turn, its beat when due,
+      // or the LISTEN connection's ping when due within a few polls, stands in for the claim, but
+      // never for two polls in a row. A busy worker beats when due; an idle one waits for a turn
+      // (at most two polls: a beat lives for three) unless its beat is overdue.
+      const sinceBeat = Date.now() - this.beatAt;
+      const idle = this.nothingDue && this.active.size === 0 && !this.releasePending;
+      const beatDue = sinceBeat >= this.beatEveryMs;
+      if (beatDue && (!idle || sinceBeat >= this.beatEveryMs + 2 * this.settings.pollIntervalMs)) {
         await this.beat();
-        // An idle worker's beat stands in for that poll: at most one statement per poll interval.
-        if (idlePoll && this.state === 'running' && !this.releasePending) {
-          idlePoll = !(await this.wakeable.wait(this.settings.pollIntervalMs));
-          continue;
-        }
+      } else if (idle && idlePoll && this.claiming.size === 0 && !stoodIn && (beatDue || await this.notifier?.pingIfDue(3 * this.settings.pollIntervalMs))) {
+        if (beatDue) await this.beat();
+        stoodIn = true;
+        idlePoll = !(await this.wakeable.wait(this.settings.pollIntervalMs));
+        continue;
       }
+      stoodIn = false;
       // Before claiming again: a lost claim's runs must not wait for their lease. Not while
       // another claim is on its way: the runs it took are not executing yet, and would be put back.
       if (this.releasePending && this.claiming.size === 0) {
@@ -266,8 +283,9 @@ export class Worker {
   }
 
   /**
-   * Records that this worker polls its queues, alive for three beats or poll intervals (at least
-   * 30 s): `waitingFor` says 'noWorker' for a due task of a queue no live worker polls. A failed
+   * Records that this worker polls its queues: alive while its LISTEN connection holds its lock,
+   * else for three beats or poll intervals (at least 30 s) after the beat: `waitingFor` says
+   * 'noWorker' for a due task of a queue no live worker polls. A failed
    * beat (say, migrations not applied) is logged once and never stops claiming.
    */
   private async beat(): Promise<void> {
