@@ -151,6 +151,21 @@ describe('spawn (real Postgres)', () => {
     await db?.drop();
   });
 
+  it('gives tasks and runs version 7 ids, in the order they were made (migration 0014)', async () => {
+    const first = await t.client.spawn(EchoTask, { order: 1 });
+    await sleep(5);
+    const batch = await Promise.all([2, 3, 4].map((order) => producer.client.spawn(EchoTask, { order })));
+    await sleep(5);
+    const last = await t.client.spawn(EchoTask, { order: 5 });
+    const ids = [first, ...batch, last].flatMap((spawned) => [spawned.taskId, spawned.runId]);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // The first 48 bits are the wall clock in milliseconds: ids made later sort after.
+    const millis = (id: string) => parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    expect(Math.abs(millis(first.taskId) - Date.now())).toBeLessThan(60_000);
+    for (const spawned of batch) expect(millis(spawned.taskId)).toBeGreaterThan(millis(first.taskId));
+    for (const spawned of batch) expect(millis(last.taskId)).toBeGreaterThan(millis(spawned.taskId));
+  });
+
   describe('SpawnResult', () => {
     async function checkSpawn(spawned: SpawnResult, name: string, params: unknown) {
       expect(Object.keys(spawned).sort()).toEqual(['attempt', 'created', 'runId', 'taskId']);

@@ -479,7 +479,7 @@ begin
     return;
   end if;
 
-  v_run := gen_random_uuid();
+  v_run := "durable"._uuid7();
   insert into "durable".runs (id, task_id, queue, attempt, state, available_at, created_at, priority)
   values (v_run, p_task, v_task.queue, v_attempt + 1, 'pending', v_at, p_now, v_task.priority);
   update "durable".tasks set state = 'pending', attempts = v_attempt + 1, run_id = v_run,
@@ -639,8 +639,8 @@ CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_pa
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_task uuid := gen_random_uuid();
-  v_run uuid := gen_random_uuid();
+  v_task uuid := "durable"._uuid7();
+  v_run uuid := "durable"._uuid7();
   v_available timestamptz;
   v_inserted uuid;
 begin
@@ -672,8 +672,8 @@ CREATE OR REPLACE FUNCTION durable._spawn_insert(p_queue text, p_name text, p_pa
 AS $function$
 declare
   v_now timestamptz := "durable".now();
-  v_task uuid := gen_random_uuid();
-  v_run uuid := gen_random_uuid();
+  v_task uuid := "durable"._uuid7();
+  v_run uuid := "durable"._uuid7();
   v_available timestamptz;
   v_inserted uuid;
 begin
@@ -796,6 +796,18 @@ begin
 exception when lock_not_available then
   return false;
 end $function$;
+
+CREATE OR REPLACE FUNCTION durable._uuid7()
+ RETURNS uuid
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  -- The 48-bit millisecond time over the first 6 bytes of a random (v4) id, then the version
+  -- nibble from 0100 to 0111 (bits 52 and 53 set); the variant bits stay as v4 has them.
+  select encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+    placing substring(int8send(floor(date_part('epoch', clock_timestamp()) * 1000)::bigint) from 3)
+    from 1 for 6), 52, 1), 53, 1), 'hex')::uuid
+$function$;
 
 CREATE OR REPLACE FUNCTION durable.await_event(p_task uuid, p_run uuid, p_worker text, p_epoch integer, p_queue text, p_event text, p_step text, p_timeout_ms double precision, p_attempt integer, p_lease_ms double precision)
  RETURNS TABLE(outcome text, value json)
@@ -1481,7 +1493,7 @@ AS $function$
 declare
   v_now timestamptz := "durable".now();
   v_task record;
-  v_run uuid := gen_random_uuid();
+  v_run uuid := "durable"._uuid7();
 begin
   select * into v_task from "durable".tasks where id = p_task for update;
   if not found then return 'not_found'; end if;

@@ -13,6 +13,7 @@ import { DurableWorkerHeartbeats1764000000010 } from './0010-worker-heartbeats.j
 import { DurableQueueStatsByPriority1764000000011 } from './0011-queue-stats-by-priority.js';
 import { DurableSetBasedFlowClaim1764000000012 } from './0012-set-based-flow-claim.js';
 import { DurableLeanWrites1764000000013 } from './0013-lean-writes.js';
+import { DurableTimeOrderedIds1764000000014 } from './0014-time-ordered-ids.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -40,6 +41,7 @@ export const durableMigrations = [
   DurableQueueStatsByPriority1764000000011,
   DurableSetBasedFlowClaim1764000000012,
   DurableLeanWrites1764000000013,
+  DurableTimeOrderedIds1764000000014,
 ];
 
 /**
