@@ -188,7 +188,8 @@ describe('TaskSnapshot.waitingFor', () => {
   it('an idle worker whose LISTEN connection holds its lock writes no beat, and is live past expires_at; the lock is taken again on a new connection', async () => {
     const other = await startApp(db.url, [], { worker: { queues: ['held'], pollIntervalMs: 100, workerId: 'holder' } });
     const holders = async () => (await sql.query(`select pid from pg_locks where locktype = 'advisory' and objsubid = 2 and granted
-      and objid = (hashtext('holder') & 2147483647)::oid`)).rows.map((row) => row.pid as number);
+      and objid = (hashtext('holder') & 2147483647)::oid and database = (select oid from pg_database where datname = current_database())`))
+      .rows.map((row) => row.pid as number);
     const row = async () => (await sql.query(`select xmin::text as xmin from durable.worker_heartbeats where worker_id = 'holder'`)).rows[0];
     const polled = async (taskId: string) => !(await client.getTask(taskId))!.waitingFor!.message.includes('no worker');
     try {
@@ -214,6 +215,34 @@ describe('TaskSnapshot.waitingFor', () => {
     }
     // Stopped: its lock is released (as its session ends, or by the unlock before).
     await eventually(async () => (await holders()).length === 0, 5000, 'the lock released');
+  });
+
+  it('a worker whose lock a lingering session held takes it at the first beat after that session let go', async () => {
+    const holdersOf = async (workerId: string) => (await sql.query(`select pid from pg_locks where locktype = 'advisory' and objsubid = 2
+      and granted and objid = (hashtext($1) & 2147483647)::oid and database = (select oid from pg_database where datname = current_database())`,
+    [workerId])).rows.map((row) => row.pid as number);
+    // The worker's own statement, from another session: as an old LISTEN session the server has not ended yet.
+    const lingering = await sql.connect();
+    try {
+      const { buildStatements } = await import('../../lib/engine/sql/statements.js');
+      const { text, values } = buildStatements('durable').holdWorker('late');
+      expect((await lingering.query(text, values)).rows[0].held).toBe(true);
+      const { rows: [{ pid: lingeringPid }] } = await lingering.query('select pg_backend_pid() as pid');
+      const other = await startApp(db.url, [], { worker: { queues: ['late'], pollIntervalMs: 100, workerId: 'late' } });
+      try {
+        await eventually(async () => (await sql.query(`select 1 from durable.worker_heartbeats where worker_id = 'late'`)).rowCount === 1, 10_000, 'the first beat');
+        expect(await holdersOf('late')).toEqual([lingeringPid]);
+        await lingering.query(`select pg_advisory_unlock_all()`);
+        await eventually(async () => {
+          const now = await holdersOf('late');
+          return now.length === 1 && now[0] !== lingeringPid;
+        }, 5000, "the worker's LISTEN session to take the lock");
+      } finally {
+        await other.close();
+      }
+    } finally {
+      lingering.release();
+    }
   });
 
   it('listTasks gives every row the waitingFor that getTask gives', async () => {

@@ -3,6 +3,14 @@ import { isConnectionError, redact } from './database-errors.js';
 import { timerMs, Wakeable } from '../support/wakeable.js';
 import type { DurableLogger } from '../support/logger.js';
 
+/** A statement kept on the LISTEN connection's sessions (`Notifier.onSession`). */
+export interface SessionStatement {
+  /** Runs it again on the connection if it is up. */
+  again(): void;
+  /** No more on new connections; runs its `undo` on the connection if it is up. */
+  end(): Promise<void>;
+}
+
 /** A notification, or `undefined` after (re)connecting: anything sent meanwhile was lost. */
 export type Notification = { channel: string; payload: string } | undefined;
 
@@ -38,8 +46,8 @@ export class Notifier {
   private readonly timing: NotifierTiming;
   /** The live connection's next ping: when it is due, and the function that sends it now. */
   private nextPing: { at: number; send: () => Promise<void> } | undefined;
-  /** The connection once made (until it ends), and what runs on each connection made (`onSession`). */
-  private live: Client | undefined;
+  /** The connection once made (until it ends): its statements, in turn; and what runs on each connection made (`onSession`). */
+  private live: Run | undefined;
   private readonly sessionStatements = new Set<QueryConfig>();
 
   constructor(
@@ -67,20 +75,28 @@ export class Notifier {
 
   /**
    * Runs `statement` on the LISTEN connection: now if it is up, and on every connection made
-   * after it (a worker's liveness lock lives as long as the session). The returned function
-   * stops that and runs `undo` on the connection if it is up. A statement that fails is logged.
+   * after it (a worker's liveness lock lives as long as the session); `again()` runs it once more
+   * on the connection if it is up. `end()` stops that and runs `undo` on the connection if it is
+   * up. A statement that fails is logged.
    */
-  onSession(statement: QueryConfig, undo: QueryConfig): () => Promise<void> {
+  onSession(statement: QueryConfig, undo: QueryConfig): SessionStatement {
     this.sessionStatements.add(statement);
-    if (this.live) void this.runOnSession(this.live, statement);
-    return async () => {
-      if (!this.sessionStatements.delete(statement) || !this.live) return;
-      await this.runOnSession(this.live, undo);
+    const again = () => {
+      if (this.live && this.sessionStatements.has(statement)) void this.runOnSession(this.live, statement);
+    };
+    again();
+    return {
+      again,
+      end: async () => {
+        if (!this.sessionStatements.delete(statement) || !this.live) return;
+        await this.runOnSession(this.live, undo);
+      },
     };
   }
 
-  private async runOnSession(client: Client, statement: QueryConfig): Promise<void> {
-    await client.query(statement).catch((error: Error) => {
+  private async runOnSession(run: Run, statement: QueryConfig): Promise<void> {
+    // With the ping's timeout: a connection that stops answering must not hold up the pings behind it.
+    await run({ ...statement, query_timeout: timerMs(this.timing.pingTimeoutMs) } as QueryConfig).catch((error: Error) => {
       // A broken connection is reported (and re-made) by the loop; the statement runs on the next one.
       if (!isConnectionError(error)) this.logger.warn(`a statement on the LISTEN connection failed: ${redact(error.message)}`);
     });
@@ -128,6 +144,7 @@ export class Notifier {
     const client = this.connect();
     let fail: (error: Error) => void = () => undefined;
     let stopPinging = () => undefined as void;
+    let run: Run | undefined;
     let failed = false;
     // Listened to for the client's whole life: an 'error' event nobody listens to kills the process.
     client.on('error', (error) => fail(error));
@@ -144,17 +161,19 @@ export class Notifier {
         const listen = this.channels.map((channel) => `listen "${channel}"`).join('; ');
         client.connect().then(() => {
           // From now on `onSession` runs a new statement itself; those before it run here.
-          this.live = client;
-          const session = [...this.sessionStatements].map((statement) => this.runOnSession(client, statement));
-          return Promise.all([client.query(listen), ...session]);
+          run = inTurn(client);
+          this.live = run;
+          // The LISTEN last: it stays the connection's `query` in pg_stat_activity until a ping.
+          const session = [...this.sessionStatements].map((statement) => this.runOnSession(run!, statement));
+          return Promise.all([...session, run({ text: listen })]);
         }).then(() => {
-          stopPinging = this.ping(client, (error) => fail(error));
+          stopPinging = this.ping(run!, (error) => fail(error));
           this.emit(undefined);
         }, (error: Error) => fail(error));
       });
     } finally {
       this.hangUp = undefined;
-      if (this.live === client) this.live = undefined;
+      if (run && this.live === run) this.live = undefined;
       fail = () => undefined;
       stopPinging();
       // Also ends a connection still being made (at the latest when its connect timeout fires).
@@ -166,12 +185,12 @@ export class Notifier {
    * Pings every `pingIntervalMs` (or sooner, through `pingIfDue`), one ping at a time; a ping not
    * answered within `pingTimeoutMs` fails the connection. Returns the function that stops pinging.
    */
-  private ping(client: Client, fail: (error: Error) => void): () => void {
+  private ping(run: Run, fail: (error: Error) => void): () => void {
     const { pingIntervalMs, pingTimeoutMs } = this.timing;
     let stopped = false;
     let sending: Promise<void> | undefined;
     const send = (): Promise<void> => {
-      sending ??= client.query({ text: 'select 1', query_timeout: timerMs(pingTimeoutMs) } as QueryConfig).then(
+      sending ??= run({ text: 'select 1', query_timeout: timerMs(pingTimeoutMs) } as QueryConfig).then(
         () => {
           sending = undefined;
           if (stopped) return;
@@ -197,6 +216,19 @@ export class Notifier {
   private emit(notification: Notification): void {
     for (const listener of this.listeners) listener(notification);
   }
+}
+
+/** Sends a statement on the LISTEN connection once the ones sent before it answered. */
+type Run = (statement: QueryConfig) => Promise<unknown>;
+
+/** The client's statements one after another (pg 8 warns when a client is given one while it runs another; pg 9 refuses). */
+function inTurn(client: Client): Run {
+  let last: Promise<unknown> = Promise.resolve();
+  return (statement) => {
+    const next = last.then(() => client.query(statement));
+    last = next.catch(() => undefined);
+    return next;
+  };
 }
 
 /** Ends the client, giving it `graceMs` to say goodbye; then its socket is destroyed. */

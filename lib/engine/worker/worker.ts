@@ -1,5 +1,5 @@
 import type { SpawnResolver } from '../context/claimed-run.js';
-import type { Notifier } from '../db/notifier.js';
+import type { Notifier, SessionStatement } from '../db/notifier.js';
 import { isConnectionError, redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
 import type { WorkerSettings } from '../options.js';
@@ -39,7 +39,8 @@ export class Worker {
   private readonly executor: RunExecutor;
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
-  private releaseHold: (() => Promise<void>) | undefined;
+  /** This worker's liveness lock on the LISTEN connection (`holdWorker`). */
+  private hold: SessionStatement | undefined;
   private sweptAt = 0;
   /** Claims made: each starts its fair share at the next queue. */
   private claims = 0;
@@ -97,7 +98,7 @@ export class Worker {
     });
     // While the LISTEN connection lives, it holds this worker's lock: an idle worker's beat writes nothing.
     const { workerId } = this.settings;
-    this.releaseHold = this.notifier?.onSession(this.store.sql.holdWorker(workerId), this.store.sql.releaseWorker(workerId));
+    this.hold = this.notifier?.onSession(this.store.sql.holdWorker(workerId), this.store.sql.releaseWorker(workerId));
     this.loop = this.run();
     if (!this.declare) this.ticker?.start();
   }
@@ -118,7 +119,7 @@ export class Worker {
       await this.store.query(this.store.sql.workerGone(this.settings.workerId, this.settings.queues)).catch(() => undefined);
     }
     // Not awaited: a connection in trouble must not hold up the stop (its end releases the lock too).
-    void this.releaseHold?.();
+    void this.hold?.end();
     if (this.releasePending) {
       await this.release().catch((error: unknown) => {
         this.logger.error(`could not put back the runs of a claim whose answer was lost: ${redact((error as Error).message)}`);
@@ -295,6 +296,9 @@ export class Worker {
     try {
       const row = await this.store.one(this.store.sql.workerBeat({ workerId, queues, concurrency, inFlight: this.active.size, ttlMs }));
       this.ticker?.observe(row);
+      // Nobody holds the lock (the LISTEN connection's try came while an old session of this
+      // worker still held it, say): try again, so that idle beats stop writing.
+      if (row.held === false) this.hold?.again();
       this.beatFailed = false;
     } catch (error) {
       if (!this.beatFailed && !isConnectionError(error)) {
