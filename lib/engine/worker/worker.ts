@@ -181,7 +181,8 @@ export class Worker {
       const beatDue = sinceBeat >= this.beatEveryMs;
       if (beatDue && (!idle || sinceBeat >= this.beatEveryMs + 2 * this.settings.pollIntervalMs)) {
         await this.beat();
-      } else if (idle && idlePoll && this.claiming.size === 0 && !stoodIn && (beatDue || await this.notifier?.pingIfDue(3 * this.settings.pollIntervalMs))) {
+      } else if (idle && idlePoll && this.claiming.size === 0 && !stoodIn &&
+        (beatDue || await this.notifier?.pingIfDue(3 * this.settings.pollIntervalMs))) {
         if (beatDue) await this.beat();
         stoodIn = true;
         idlePoll = !(await this.wakeable.wait(this.settings.pollIntervalMs));
@@ -286,8 +287,8 @@ export class Worker {
   /**
    * Records that this worker polls its queues: alive while its LISTEN connection holds its lock,
    * else for three beats or poll intervals (at least 30 s) after the beat: `waitingFor` says
-   * 'noWorker' for a due task of a queue no live worker polls. A failed
-   * beat (say, migrations not applied) is logged once and never stops claiming.
+   * 'noWorker' for a due task of a queue no live worker polls. A failed beat (say, migrations not
+   * applied) is logged once and never stops claiming.
    */
   private async beat(): Promise<void> {
     this.beatAt = Date.now();
