@@ -185,16 +185,18 @@ describe('TaskSnapshot.waitingFor', () => {
     expect(await beats()).toEqual([]);
   });
 
+  /** The sessions of this database that hold the liveness lock of `workerId` (`holdWorker`). */
+  const lockHolders = async (workerId: string) => (await sql.query(`select pid from pg_locks where locktype = 'advisory' and objsubid = 2
+    and granted and objid = (hashtext($1) & 2147483647)::oid and database = (select oid from pg_database where datname = current_database())`,
+  [workerId])).rows.map((row) => row.pid as number);
+
   it('an idle worker whose LISTEN connection holds its lock writes no beat, and is live past expires_at; the lock is taken again on a new connection', async () => {
     const other = await startApp(db.url, [], { worker: { queues: ['held'], pollIntervalMs: 100, workerId: 'holder' } });
-    const holders = async () => (await sql.query(`select pid from pg_locks where locktype = 'advisory' and objsubid = 2 and granted
-      and objid = (hashtext('holder') & 2147483647)::oid and database = (select oid from pg_database where datname = current_database())`))
-      .rows.map((row) => row.pid as number);
     const row = async () => (await sql.query(`select xmin::text as xmin from durable.worker_heartbeats where worker_id = 'holder'`)).rows[0];
     const polled = async (taskId: string) => !(await client.getTask(taskId))!.waitingFor!.message.includes('no worker');
     try {
-      await eventually(async () => (await holders()).length === 1 && (await row()) !== undefined, 10_000, 'the lock and the first beat');
-      const [pid] = await holders();
+      await eventually(async () => (await lockHolders('holder')).length === 1 && (await row()) !== undefined, 10_000, 'the lock and the first beat');
+      const [pid] = await lockHolders('holder');
       const first = await row();
       // Beats every 500 ms here: four of them write nothing while the worker idles.
       await sleep(2000);
@@ -206,7 +208,7 @@ describe('TaskSnapshot.waitingFor', () => {
       // Its LISTEN session ends: the notifier makes a new one, which takes the lock again.
       await sql.query(`select pg_terminate_backend($1)`, [pid]);
       await eventually(async () => {
-        const now = await holders();
+        const now = await lockHolders('holder');
         return now.length === 1 && now[0] !== pid;
       }, 10_000, 'the lock on the new LISTEN connection');
       expect(await polled(taskId)).toBe(true);
@@ -214,13 +216,10 @@ describe('TaskSnapshot.waitingFor', () => {
       await other.close();
     }
     // Stopped: its lock is released (as its session ends, or by the unlock before).
-    await eventually(async () => (await holders()).length === 0, 5000, 'the lock released');
+    await eventually(async () => (await lockHolders('holder')).length === 0, 5000, 'the lock released');
   });
 
   it('a worker whose lock a lingering session held takes it at the first beat after that session let go', async () => {
-    const holdersOf = async (workerId: string) => (await sql.query(`select pid from pg_locks where locktype = 'advisory' and objsubid = 2
-      and granted and objid = (hashtext($1) & 2147483647)::oid and database = (select oid from pg_database where datname = current_database())`,
-    [workerId])).rows.map((row) => row.pid as number);
     // The worker's own statement, from another session: as an old LISTEN session the server has not ended yet.
     const lingering = await sql.connect();
     try {
@@ -231,10 +230,10 @@ describe('TaskSnapshot.waitingFor', () => {
       const other = await startApp(db.url, [], { worker: { queues: ['late'], pollIntervalMs: 100, workerId: 'late' } });
       try {
         await eventually(async () => (await sql.query(`select 1 from durable.worker_heartbeats where worker_id = 'late'`)).rowCount === 1, 10_000, 'the first beat');
-        expect(await holdersOf('late')).toEqual([lingeringPid]);
+        expect(await lockHolders('late')).toEqual([lingeringPid]);
         await lingering.query(`select pg_advisory_unlock_all()`);
         await eventually(async () => {
-          const now = await holdersOf('late');
+          const now = await lockHolders('late');
           return now.length === 1 && now[0] !== lingeringPid;
         }, 5000, "the worker's LISTEN session to take the lock");
       } finally {
