@@ -368,8 +368,8 @@ begin
       first_started_at = coalesce(t.first_started_at, p_now),
       cancel_at = case
         when t.first_started_at is not null then t.cancel_at
-        when t.cancellation is null then null
-        else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
+        when jsonb_typeof(t.cancellation->'maxDurationMs') is distinct from 'number' then null
+        else p_now + least(greatest((t.cancellation->>'maxDurationMs')::numeric, 0), 3.15e12)::double precision * interval '1 millisecond' end
     where t.id = any(array(select c.task_id from candidates c))
   )
   -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
@@ -400,8 +400,8 @@ begin
       first_started_at = coalesce(t.first_started_at, p_now),
       cancel_at = case
         when t.first_started_at is not null then t.cancel_at
-        when t.cancellation is null then null
-        else p_now + "durable"._ms("durable"._num(t.cancellation->'maxDurationMs')) end
+        when jsonb_typeof(t.cancellation->'maxDurationMs') is distinct from 'number' then null
+        else p_now + least(greatest((t.cancellation->>'maxDurationMs')::numeric, 0), 3.15e12)::double precision * interval '1 millisecond' end
     where t.id = any(array(select c.task_id from candidates c))
   )
   -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
@@ -1729,33 +1729,38 @@ CREATE OR REPLACE FUNCTION durable.write_batch(p_worker text, p_ops json)
 AS $function$
 declare
   v_now timestamptz := "durable".now();
+  v_ops integer[];
+  v_outcomes text[];
+  v_children uuid[];
+  v_durable boolean;
 begin
-  if not exists (select 1 from json_array_elements(p_ops) e where e->>'kind' <> 'progress') then
-    perform pg_catalog.set_config('synchronous_commit', 'off', true);
-  end if;
-  return query
   with ops as (
-    select e.i::integer as i, x.*
-    from json_array_elements(p_ops) with ordinality as e(op, i),
-      lateral json_to_record(e.op) as x(kind text, task_id uuid, run_id uuid, epoch integer, name text, value json,
-        "undefined" boolean, attempt integer, lease_ms double precision)
+    select x.n::integer as n, x.kind, x.task_id, x.run_id, x.epoch, x.name, x.value, x."undefined", x.attempt,
+      case when x.lease_ms is not null then least(greatest(x.lease_ms, 0), 3.15e12) * interval '1 millisecond' end as lease
+    from rows from (json_to_recordset(p_ops) as (kind text, task_id uuid, run_id uuid, epoch integer, name text,
+        value json, "undefined" boolean, attempt integer, lease_ms double precision)) with ordinality
+      as x(kind, task_id, run_id, epoch, name, value, "undefined", attempt, lease_ms, n)
   ), locked as (
     -- Task before run, in task order, as every transition locks. The fence is judged on the
     -- rows as locked (their latest versions). No CTE is joined with another below: the
     -- planner cannot size them, and a nested loop over two of them is quadratic.
-    select o.*, cp.task_id is not null as stored,
+    select o.*, t.parent_task_id,
+      case when o.kind = 'checkpoint'
+        then exists (select 1 from "durable".checkpoints cp where cp.task_id = o.task_id and cp.name = o.name)
+        else false end as stored,
       case when t.state = 'cancelled' then 'cancelled'
         when r.state = 'running' and r.worker_id = p_worker and r.claim_epoch = o.epoch and r.lease_expires_at > v_now then 'ok'
-        else 'lost' end as fence
+        else 'lost' end as fence,
+      -- The batched form of _renew_lease, when the lease was renewed longer ago than
+      -- min(a tenth of it, 1 s): a lease set a moment ago is not written again.
+      o.kind = 'checkpoint' and r.lease_expires_at < v_now + o.lease - least(o.lease / 10, interval '1 second') as renew
     from ops o
     join "durable".tasks t on t.id = o.task_id
     join "durable".runs r on r.id = o.run_id and r.task_id = o.task_id
-    left join "durable".checkpoints cp on o.kind = 'checkpoint' and cp.task_id = o.task_id and cp.name = o.name
     order by t.id
     for update of t, r
   ), ok as (
-    select l.kind, l.task_id, l.run_id, l.name, l.attempt, 
-      case when l.lease_ms is not null then least(greatest(l.lease_ms, 0), 3.15e12) * interval '1 millisecond' end as lease,
+    select l.kind, l.task_id, l.run_id, l.name, l.attempt, l.lease, l.renew,
       case when l."undefined" then null else coalesce(l.value, 'null'::json) end as value
     from locked l where l.fence = 'ok' and not l.stored
   ), checkpoints as (
@@ -1765,11 +1770,8 @@ begin
     on conflict (task_id, name) do nothing
     returning 1
   ), renewed as (
-    -- The batched form of _renew_lease, when the lease was renewed longer ago than
-    -- min(a tenth of it, 1 s): a lease set a moment ago is not written again.
     update "durable".runs r set lease_expires_at = v_now + ok.lease
-    from ok where ok.kind = 'checkpoint' and r.id = ok.run_id
-      and r.lease_expires_at < v_now + ok.lease - least(ok.lease / 10, interval '1 second')
+    from ok where ok.renew and r.id = ok.run_id
     returning 1
   ), completed_runs as (
     update "durable".runs r set state = 'completed', lease_expires_at = null, finished_at = v_now
@@ -1791,11 +1793,21 @@ begin
     delete from "durable".waits w using ok where ok.kind = 'complete' and w.run_id = ok.run_id
     returning 1
   )
-  select l.i, case when l.fence <> 'ok' then l.fence when l.stored then 'exists' else 'ok' end from locked l;
+  select array_agg(l.n), array_agg(case when l.fence <> 'ok' then l.fence when l.stored then 'exists' else 'ok' end),
+    array_agg(l.task_id) filter (where l.kind = 'complete' and l.fence = 'ok' and l.parent_task_id is not null),
+    bool_or(l.kind <> 'progress')
+  into v_ops, v_outcomes, v_children, v_durable
+  from locked l;
+  -- Nothing but progress: no need to wait for the WAL flush (the setting applies at commit).
+  if not coalesce(v_durable, false) then
+    perform pg_catalog.set_config('synchronous_commit', 'off', true);
+  end if;
+  return query select u.n, u.outcome from unnest(v_ops, v_outcomes) u(n, outcome);
   -- The children this call completed tell their parents (a join may wait for them).
-  perform "durable"._child_terminal(t.id, true, v_now)
-  from "durable".tasks t
-  where t.id in (select (e->>'task_id')::uuid from json_array_elements(p_ops) e where e->>'kind' = 'complete')
-    and t.parent_task_id is not null and t.state = 'completed' and t.finished_at = v_now
-  order by t.parent_task_id;
+  if v_children is not null then
+    perform "durable"._child_terminal(t.id, true, v_now)
+    from "durable".tasks t
+    where t.id = any(v_children) and t.state = 'completed' and t.finished_at = v_now
+    order by t.parent_task_id;
+  end if;
 end $function$;

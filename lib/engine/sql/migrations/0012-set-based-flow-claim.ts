@@ -285,7 +285,7 @@ function tryLocks(s: string, kind: 'concurrency' | 'rate', keys: string, room: s
  * the candidates' ids (the join on the candidates hashed a sequential scan of `runs`), and a
  * claim by id starts from the ids (`id = any(ids)` was planned as a sequential scan).
  */
-function claimRunsSql(s: string): string {
+export function claimRunsSql(s: string, lean = false): string {
   const SET_PATH = `set search_path = ${PINNED_SEARCH_PATH}`;
   return `
 create or replace function ${s}._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer,
@@ -300,11 +300,11 @@ begin
       and r.available_at <= p_now and t.state in (${PENDING}, ${SLEEPING})
     order by r.available_at, r.id
     limit p_limit
-    for update of r, t skip locked`, { byIds: true })};
+    for update of r, t skip locked`, { byIds: true, lean })};
   else
     -- By id (the primary key), not by a scan of the level: the caller may have read past a held backlog.
     return query ${claimCte(s, `r.state in (${PENDING}, ${SLEEPING}) and t.state in (${PENDING}, ${SLEEPING})
-    for update of r, t`, { from: `unnest(p_ids) ids(id) join ${s}.runs r on r.id = ids.id join ${s}.tasks t on t.id = r.task_id`, byIds: true })};
+    for update of r, t`, { from: `unnest(p_ids) ids(id) join ${s}.runs r on r.id = ids.id join ${s}.tasks t on t.id = r.task_id`, byIds: true, lean })};
   end if;
 end $$;
 `;

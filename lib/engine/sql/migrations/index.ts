@@ -14,6 +14,7 @@ import { DurableQueueStatsByPriority1764000000011 } from './0011-queue-stats-by-
 import { DurableSetBasedFlowClaim1764000000012 } from './0012-set-based-flow-claim.js';
 import { DurableLeanWrites1764000000013 } from './0013-lean-writes.js';
 import { DurableTimeOrderedIds1764000000014 } from './0014-time-ordered-ids.js';
+import { DurableLeanBatches1764000000015 } from './0015-lean-batches.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -42,6 +43,7 @@ export const durableMigrations = [
   DurableSetBasedFlowClaim1764000000012,
   DurableLeanWrites1764000000013,
   DurableTimeOrderedIds1764000000014,
+  DurableLeanBatches1764000000015,
 ];
 
 /**
