@@ -15,6 +15,13 @@ const SET_PATH = `set search_path = ${PINNED_SEARCH_PATH}`;
  * - `_claim_runs` writes a task's deadline (`cancellation.maxDurationMs`) inline, and only for a
  *   task that has one: `_ms(_num(...))` are functions with a pinned search_path, which Postgres
  *   never inlines, and their two calls cost about 3.5 us per claimed run (a fifth of the claim).
+ * - `claim_tasks`, `_claim_runs` and `write_batch` run with hash and merge joins off. Each joins
+ *   a handful to a few hundred ids (of the batch, or of the runs a limited claim chose) to
+ *   `tasks` and `runs` by primary key, and Postgres planned some of those joins, depending on the
+ *   table statistics of the moment, as a hash join over a sequential scan of `runs`: a statement
+ *   that reads the whole table, 2 to 6 ms with 20,000 runs, and growing with it (seen in the
+ *   flow drains: the limited claim's lock pass, and `write_batch` on a `runs` of 20,000). With
+ *   only nested loops left, each id is one primary-key probe whatever the statistics say.
  * - `write_batch`:
  *   - reads its operations with one `json_to_recordset` instead of a `json_to_record` per element;
  *   - looks for an existing checkpoint only for a checkpoint (a completion probed the index too);
@@ -34,18 +41,27 @@ export class DurableLeanBatches1764000000015 implements MigrationInterface {
     await runner.query(`
 ${claimRunsSql(s, true)}
 ${writeBatchLean(s)}
-${pinSearchPath(this.schema)}`);
+${pinSearchPath(this.schema)}
+${KEYED_FUNCTIONS.map((fn) => `alter function ${s}.${fn} set enable_hashjoin = off set enable_mergejoin = off;`).join('\n')}`);
   }
 
-  /** Back to 0012's `_claim_runs` and 0013's `write_batch`. */
+  /** Back to 0012's `_claim_runs` and 0013's `write_batch` (their planner settings go with them). */
   async down(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
     await runner.query(`
+alter function ${s}.claim_tasks(text[], text, integer, double precision, boolean, integer) reset enable_hashjoin reset enable_mergejoin;
 ${claimRunsSql(s)}
 ${writeBatchSql(s, true)}
 ${pinSearchPath(this.schema)}`);
   }
 }
+
+/** The functions whose joins go by primary key (see the class comment). */
+const KEYED_FUNCTIONS = [
+  'claim_tasks(text[], text, integer, double precision, boolean, integer)',
+  '_claim_runs(text, integer, uuid[], integer, text, timestamptz, timestamptz)',
+  'write_batch(text, json)',
+];
 
 function writeBatchLean(s: string): string {
   return `
