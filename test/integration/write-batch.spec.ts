@@ -3,8 +3,8 @@
  * task order (the function locks in task order), each operation gets its own outcome (`ok`,
  * `exists`, `lost`, `cancelled`, no row for a task that does not exist); a batch of nothing but
  * progress writes commits without waiting for its WAL flush, any other batch waits; and neither
- * `write_batch` nor a limited claim reads `runs` or `tasks` whole to find the rows they name, even
- * when the statistics say that most runs are due.
+ * `write_batch` nor a claim by id (`_claim_runs`, as a limited claim makes it) reads `runs` or
+ * `tasks` whole to find the rows they name, even when the statistics say that most runs are due.
  */
 import type pg from 'pg';
 import { DurableClient, type DurableLogger } from '../../lib/index.js';
@@ -109,11 +109,10 @@ describe('write_batch', () => {
     expect(await settingAfter([op(a, 'complete', { value: 1 })])).toBe('on');
   });
 
-  it('finds the rows of a batch and of a limited claim by primary key, never by a scan of runs or tasks', async () => {
+  it('finds the rows of a batch, and of a claim by id, by primary key: never by a scan of runs or tasks', async () => {
     const queue = 'keyed';
     // A backlog the planner knows about: most runs due (a hash join over a scan of runs looks cheap).
     await Promise.all(Array.from({ length: 3000 }, (_, i) => producer.spawn('probe', { i }, { queue })));
-    await sql.query(`insert into durable.flow_limits (queue, name, concurrency, updated_at) values ($1, 'probe', 1000, now())`, [queue]);
     await sql.query('analyze durable.runs, durable.tasks');
     const client = await sql.connect();
     // Sequential scans of each table counted by this backend and not yet reported (since
@@ -125,11 +124,15 @@ describe('write_batch', () => {
     try {
       // Several claims and batches in a row: plpgsql plans anew for the first calls, then may keep a generic plan.
       for (let round = 0; round < 7; round++) {
+        const { rows: [chosen] } = await sql.query<{ ids: string[] }>(
+          `select array_agg(id) as ids from (select r.id from durable.runs r where r.queue = $1 and r.state = 'pending' limit 200) r`, [queue]);
         await client.query('begin');
         let before = await scans();
+        // What a limited claim does with the runs it chose (claim_tasks' limited path).
         const { rows } = await client.query<Claimed>(
-          `select run_id, task_id, epoch, attempt from durable.claim_tasks(array[$1], $2, 200, 600000, false) where run_id is not null`,
-          [queue, WORKER],
+          `select c.run_id, c.task_id, c.epoch, c.attempt
+           from durable._claim_runs($1, 0, $3, 200, $2, durable.now(), durable.now() + interval '10 minutes') c`,
+          [queue, WORKER, chosen.ids],
         );
         expect(rows).toHaveLength(200);
         expect(await scans()).toEqual(before);

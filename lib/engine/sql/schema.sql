@@ -913,8 +913,6 @@ CREATE OR REPLACE FUNCTION durable.claim_tasks(p_queues text[], p_worker text, p
  RETURNS TABLE(run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text, name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamp with time zone, next_due_at timestamp with time zone)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET enable_hashjoin TO 'off'
- SET enable_mergejoin TO 'off'
 AS $function$
 declare
   v_now timestamptz := "durable".now();

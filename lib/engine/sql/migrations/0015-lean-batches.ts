@@ -15,21 +15,16 @@ const SET_PATH = `set search_path = ${PINNED_SEARCH_PATH}`;
  * - `_claim_runs` writes a task's deadline (`cancellation.maxDurationMs`) inline, and only for a
  *   task that has one: `_ms(_num(...))` are functions with a pinned search_path, which Postgres
  *   never inlines, and their two calls cost about 3.5 us per claimed run (a fifth of the claim).
- * - `claim_tasks`, `_claim_runs` and `write_batch` run with hash and merge joins off. Each joins
- *   a handful to a few hundred ids (of the batch, or of the runs a limited claim chose) to
- *   `tasks` and `runs` by primary key, and Postgres planned some of those joins, depending on the
- *   table statistics of the moment, as a hash join over a sequential scan of `runs`: a statement
- *   that reads the whole table, 2 to 6 ms with 20,000 runs, and growing with it (seen in the
- *   flow drains: the limited claim's lock pass, and `write_batch` on a `runs` of 20,000). With
- *   only nested loops left, each id is one primary-key probe whatever the statistics say.
- * - `write_batch`:
- *   - reads its operations with one `json_to_recordset` instead of a `json_to_record` per element;
- *   - looks for an existing checkpoint only for a checkpoint (a completion probed the index too);
- *   - decides a lease renewal on the run row it locked instead of reading the row again;
- *   - tells parents of children it completed only when there are such children (it read the
- *     JSON again and every completed task's row to find none), from the rows it locked;
- *   - turns `synchronous_commit` off for a batch of nothing but progress writes after the writes
- *     (it applies at commit) from those rows, instead of reading the JSON a third time first.
+ * - `_claim_runs` and `write_batch` run with hash and merge joins off. Each joins a handful to a
+ *   few hundred ids (of a batch, or of the runs a limited claim chose) to `tasks` and `runs` by
+ *   primary key, and Postgres planned those joins, depending on the table statistics of the
+ *   moment, as a hash join over a sequential scan of `runs`: a statement that reads the whole
+ *   table, 2 to 6 ms with 20,000 runs, and growing with it (seen in the flow drains, and for
+ *   `write_batch` on a `runs` of 20,000). With only nested loops left, each id is one
+ *   primary-key probe whatever the statistics say. Not `claim_tasks`: with hash joins off for all
+ *   of it (or for its lock pass alone, in a function of its own) a binding limit's drain was 20%
+ *   slower, for reasons not found; its lock pass keeps the plan Postgres picks, which may scan
+ *   `runs` in the first claims of a connection.
  */
 export class DurableLeanBatches1764000000015 implements MigrationInterface {
   readonly name = 'DurableLeanBatches1764000000015';
@@ -49,7 +44,6 @@ ${KEYED_FUNCTIONS.map((fn) => `alter function ${s}.${fn} set enable_hashjoin = o
   async down(runner: QueryRunner): Promise<void> {
     const s = quoteSchema(this.schema);
     await runner.query(`
-alter function ${s}.claim_tasks(text[], text, integer, double precision, boolean, integer) reset enable_hashjoin reset enable_mergejoin;
 ${claimRunsSql(s)}
 ${writeBatchSql(s, true)}
 ${pinSearchPath(this.schema)}`);
@@ -58,7 +52,6 @@ ${pinSearchPath(this.schema)}`);
 
 /** The functions whose joins go by primary key (see the class comment). */
 const KEYED_FUNCTIONS = [
-  'claim_tasks(text[], text, integer, double precision, boolean, integer)',
   '_claim_runs(text, integer, uuid[], integer, text, timestamptz, timestamptz)',
   'write_batch(text, json)',
 ];
