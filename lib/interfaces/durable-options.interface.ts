@@ -4,7 +4,10 @@ import type { TaskPolicyOptions } from './task-options.interface.js';
 export interface WorkerOptions {
   /** Queues this worker claims from. @default [the module's `queue`] */
   queues?: string[];
-  /** Tasks executed at once in this process. @default 10 */
+  /**
+   * Handlers running at once in this process. A slot frees when its handler settles; the
+   * outcome is written meanwhile (at most this many outcomes on their way). @default 10
+   */
   concurrency?: number;
   /** How often an idle worker polls; NOTIFY wakes it sooner. @default 1000 */
   pollIntervalMs?: number;

@@ -72,7 +72,8 @@ export class RunExecutor {
     return { released, left: this.running.size - released };
   }
 
-  async execute(run: ClaimedRun): Promise<void> {
+  /** `onSettled` is called once the handler has returned or thrown (its outcome is then being recorded). */
+  async execute(run: ClaimedRun, onSettled?: () => void): Promise<void> {
     const ids = `task ${run.taskId} (${run.queue}/${run.taskName}, attempt ${run.attempt})`;
     const observed: ObservedRun = {
       taskId: run.taskId, runId: run.runId, workerId: this.settings.workerId, attempt: run.attempt, queue: run.queue, taskName: run.taskName,
@@ -97,7 +98,10 @@ export class RunExecutor {
       });
       this.running.set(run.runId, { run, ctx });
       // Out of `running` as soon as the handler settled: its outcome is being recorded, not to be released.
-      const settled = () => this.running.delete(run.runId);
+      const settled = () => {
+        this.running.delete(run.runId);
+        onSettled?.();
+      };
       const execute = () => this.runHandler(handler, run, ctx, observed, settled).finally(settled);
       const outcome = await (this.monitor ? this.monitor.around(observed, execute) : execute());
       ended = outcome === 'ok' ? (ctx.failed ? 'failed' : 'completed')

@@ -1,4 +1,5 @@
 import type { SpawnResolver } from '../context/claimed-run.js';
+import type { ClaimedRun } from '../context/task-context.js';
 import type { Notifier, SessionStatement } from '../db/notifier.js';
 import { isConnectionError, redact } from '../db/database-errors.js';
 import type { Row, Store } from '../db/store.js';
@@ -35,7 +36,10 @@ const MIN_BEAT_EVERY_MS = 500;
 export class Worker {
   private state: Exclude<WorkerState, 'none'> = 'created';
   private loop: Promise<void> | undefined;
+  /** Executions, from their claim until their outcome is recorded. */
   private readonly active = new Set<Promise<void>>();
+  /** Handlers running now: at most `concurrency` (a slot frees when its handler settles, see `track`). */
+  private running = 0;
   private readonly executor: RunExecutor;
   private readonly wakeable = new Wakeable();
   private unsubscribe: (() => void) | undefined;
@@ -148,7 +152,7 @@ export class Worker {
   status(): WorkerStatus {
     const { workerId, queues, concurrency } = this.settings;
     return {
-      state: this.state, workerId, queues: [...queues], concurrency, inFlight: this.active.size,
+      state: this.state, workerId, queues: [...queues], concurrency, inFlight: this.running,
       lastClaimAt: this.lastClaimAt, lastError: this.lastError,
     };
   }
@@ -198,7 +202,9 @@ export class Worker {
           this.claimFailed(error);
         }
       }
-      const free = this.settings.concurrency - this.active.size - this.reserved;
+      const { concurrency } = this.settings;
+      // Outcomes being recorded hold no slot, but at most `concurrency` of them at once.
+      const free = Math.min(concurrency - this.running, 2 * concurrency - this.active.size) - this.reserved;
       const now = Date.now();
       // A second claim only while the last answer was full: an idle worker sends one at a time.
       const room = this.claiming.size === 0 || (this.backlog && this.claiming.size < CLAIMS_IN_FLIGHT);
@@ -251,7 +257,7 @@ export class Worker {
           waitMs = nextWait(row, this.settings.pollIntervalMs);
         } else {
           claimed += 1;
-          this.track(this.executor.execute(toClaimedRun(row)));
+          this.track(toClaimedRun(row));
         }
       }
       this.backlog = claimed === limit;
@@ -295,7 +301,7 @@ export class Worker {
     const { workerId, queues, concurrency, pollIntervalMs } = this.settings;
     const ttlMs = Math.max(30_000, 3 * Math.max(this.beatEveryMs, pollIntervalMs));
     try {
-      const row = await this.store.one(this.store.sql.workerBeat({ workerId, queues, concurrency, inFlight: this.active.size, ttlMs }));
+      const row = await this.store.one(this.store.sql.workerBeat({ workerId, queues, concurrency, inFlight: this.running, ttlMs }));
       this.ticker?.observe(row);
       // Nobody holds the lock (the LISTEN connection's try came while an old session of this
       // worker still held it, say): try again, so that idle beats stop writing.
@@ -328,11 +334,25 @@ export class Worker {
     }
   }
 
-  private track(execution: Promise<void>): void {
+  /**
+   * Executes a claimed run. Its slot frees as soon as its handler settles, while its outcome is
+   * still being recorded: the next run's handler starts during that round trip instead of after it.
+   */
+  private track(run: ClaimedRun): void {
+    this.running += 1;
+    let holdsSlot = true;
+    const freeSlot = () => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.running -= 1;
+      this.nudge();
+    };
+    const execution = this.executor.execute(run, freeSlot);
     this.active.add(execution);
     void execution.finally(() => {
       this.active.delete(execution);
-      this.nudge();
+      if (holdsSlot) freeSlot();
+      else this.nudge();
     });
   }
 }
