@@ -115,7 +115,7 @@ const liveChildren = new Set<ChildProcess>();
 
 function forkTs(script: string, env: Record<string, string>): ChildProcess {
   const child = fork(join(HERE, script), [], {
-    execArgv: ['--import', import.meta.resolve('tsx'), '--disable-warning=ExperimentalWarning'],
+    execArgv: ['--import', import.meta.resolve('tsx'), '--disable-warning=ExperimentalWarning', ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     cwd: ROOT,

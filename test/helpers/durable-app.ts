@@ -7,6 +7,13 @@ export { sqlPool } from '../../devkit/databases.js';
 export { advanceTestClock as advanceClock } from '../../devkit/test-clock.js';
 export { eventually, sleep } from '../../devkit/wait.js';
 
+/**
+ * pg_stat_activity's condition for durable's LISTEN connections: their last statement is the
+ * LISTEN, the ping, or a worker's liveness lock taken again after the LISTEN (Worker.beat); not
+ * the session that asks (its own query names the lock).
+ */
+export const LISTEN_CONNECTION = `pid <> pg_backend_pid() and (query ilike 'listen %' or query = 'select 1' or query like '%pg_try_advisory_lock%')`;
+
 export interface DurableTestApp {
   app: INestApplicationContext;
   client: DurableClient;

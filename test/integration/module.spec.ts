@@ -7,7 +7,7 @@ import {
   type DurableLogger, type DurableModuleOptions, type DurableTaskHandler, type TaskContext,
 } from '../../lib/index.js';
 import { TcpProxy } from '../../devkit/tcp-proxy.js';
-import { advanceClock, eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { advanceClock, eventually, LISTEN_CONNECTION, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { runFixture } from '../helpers/run-fixture.js';
 import { adminUrl, createTestDatabase, durableConnections, type TestDatabase } from '../helpers/test-database.js';
 
@@ -417,7 +417,7 @@ describe('an existing TypeORM dataSource', () => {
     await eventually(
       async () => {
         const { rows } = await admin.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity where datname = $1 and query ilike 'listen %'`,
+          `select count(*)::int as n from pg_stat_activity where datname = $1 and ${LISTEN_CONNECTION}`,
           [db.name],
         );
         return rows[0].n === 0;

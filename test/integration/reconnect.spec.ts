@@ -7,7 +7,7 @@ import {
 } from '../../lib/index.js';
 import { TcpProxy } from '../../devkit/tcp-proxy.js';
 import { expectedResult, SteadyTask } from '../fixtures/steady-task.js';
-import { eventually, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { eventually, LISTEN_CONNECTION, sleep, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { runFixture } from '../helpers/run-fixture.js';
 import {
   adminUrl, createTestDatabase, durableConnections, serverChecksPasswords, terminateDurableBackends, type TestDatabase,
@@ -148,7 +148,7 @@ describe('the LISTEN connection killed', () => {
   const listenerPids = async () =>
     (
       await admin.query<{ pid: number }>(
-        `select pid from pg_stat_activity where datname = $1 and application_name = 'nestjs-durable' and query ilike 'listen %'`,
+        `select pid from pg_stat_activity where datname = $1 and application_name = 'nestjs-durable' and ${LISTEN_CONNECTION}`,
         [db.name],
       )
     ).rows.map((row) => row.pid);

@@ -244,6 +244,21 @@ describe('TaskSnapshot.waitingFor', () => {
     }
   });
 
+  it("takes the worker's lock once per session: taken again (a beat saw it free while the first take was on its way), one unlock lets it go", async () => {
+    const { buildStatements } = await import('../../lib/engine/sql/statements.js');
+    const { holdWorker, releaseWorker } = buildStatements('durable');
+    const session = await sql.connect();
+    try {
+      for (let i = 0; i < 2; i++) expect((await session.query(holdWorker('twice'))).rows[0].held).toBe(true);
+      const { rows: [{ pid }] } = await session.query('select pg_backend_pid() as pid');
+      expect(await lockHolders('twice')).toEqual([pid]);
+      expect((await session.query(releaseWorker('twice'))).rows[0].released).toBe(true);
+      expect(await lockHolders('twice')).toEqual([]);
+    } finally {
+      session.release();
+    }
+  });
+
   it('listTasks gives every row the waitingFor that getTask gives', async () => {
     const parent = await client.spawn('parent', { events: ['never-1', 'never-2'] });
     await settled(parent.taskId, 'sleeping');

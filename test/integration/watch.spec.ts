@@ -12,7 +12,7 @@ import {
   DurableTask, InvalidArgumentError, TaskNotFoundError, type DurableTaskHandler, type TaskContext, type TaskSnapshot,
 } from '../../lib/index.js';
 import { installStateLog, taskStates } from '../fixtures/events-state-log.js';
-import { eventually, sleep as pause, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
+import { eventually, LISTEN_CONNECTION, sleep as pause, sqlPool, startApp, type DurableTestApp } from '../helpers/durable-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database.js';
 
 const HOLD_MS = 250;
@@ -55,10 +55,10 @@ class QuickTask implements DurableTaskHandler<{ n: number }, number> {
 
 const brief = (s: TaskSnapshot) => `${s.state}/${s.attempts}/${JSON.stringify(s.progress)}`;
 
-/** The LISTEN connections to the database (their last statement is the LISTEN, or the ping). */
+/** The LISTEN connections to the database. */
 async function listeners(sql: pg.Pool, database: string): Promise<number> {
   const { rows } = await sql.query<{ n: number }>(
-    `select count(*)::int as n from pg_stat_activity where datname = $1 and (query ilike 'listen %' or query = 'select 1')`,
+    `select count(*)::int as n from pg_stat_activity where datname = $1 and ${LISTEN_CONNECTION}`,
     [database],
   );
   return rows[0].n;
@@ -236,7 +236,7 @@ describe('client.watch', () => {
     await eventually(async () => a.seen.length === 1 && (await listeners(sql, db.name)) === 2, 10_000, 'the watcher to listen');
     await sql.query(`
       select pg_terminate_backend(pid) from pg_stat_activity
-      where datname = current_database() and pid <> pg_backend_pid() and (query ilike 'listen %' or query = 'select 1')`);
+      where datname = current_database() and ${LISTEN_CONNECTION}`);
     await cancelBySql(first.taskId);
     await a.done;
     expect(a.seen).toEqual(['pending', 'cancelled']);

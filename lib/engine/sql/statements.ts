@@ -284,7 +284,10 @@ export function buildStatements(schema: string) {
      */
     holdWorker: (workerId: string) => q(`select pg_catalog.set_config('tcp_keepalives_idle', '10', false),
         pg_catalog.set_config('tcp_keepalives_interval', '5', false), pg_catalog.set_config('tcp_keepalives_count', '3', false),
-        pg_catalog.pg_try_advisory_lock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) as held`, [workerId]),
+        -- Once per session: advisory locks stack, and one unlock (releaseWorker) must let go.
+        case when exists (select 1 from pg_catalog.pg_locks l where l.locktype = 'advisory' and l.pid = pg_catalog.pg_backend_pid()
+            and l.classid = ${workerLockClass}::oid and l.objid = (pg_catalog.hashtext($1) & 2147483647)::oid and l.objsubid = 2 and l.granted)
+          then true else pg_catalog.pg_try_advisory_lock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) end as held`, [workerId]),
     releaseWorker: (workerId: string) =>
       q(`select pg_catalog.pg_advisory_unlock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) as released`, [workerId]),
     /** A stopping worker no longer polls these queues. */
