@@ -54,8 +54,27 @@ export interface PoisonReport extends Pick<StormReport, 'reExecutedSteps' | 'une
 
 const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
 
-/** A task whose worker died: attempt 1 running, its lease expired a minute ago (as poison.spec.ts builds them). */
+/**
+ * A task whose worker died: attempt 1 running, its lease expired a minute ago (as poison.spec.ts
+ * builds them). In one transaction: the workers running beside a mid-run insert must not sweep
+ * the task before its corrupt run is in.
+ */
 async function insertPoison(pool: pg.Pool, kind: 'zero-factor' | 'corrupt'): Promise<string> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const task = await insertPoisonRows(client, kind);
+    await client.query('commit');
+    return task;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function insertPoisonRows(pool: pg.ClientBase, kind: 'zero-factor' | 'corrupt'): Promise<string> {
   const [task, run] = [randomUUID(), randomUUID()];
   const retry = kind === 'zero-factor' ? { kind: 'exponential', baseDelayMs: 200, factor: 0 } : { kind: 'fixed', delayMs: 10 };
   await pool.query(`insert into durable.queues (name, created_at) values ('default', now()) on conflict do nothing`);
