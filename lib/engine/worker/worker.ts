@@ -337,6 +337,9 @@ export class Worker {
   /**
    * Executes a claimed run. Its slot frees as soon as its handler settles, while its outcome is
    * still being recorded: the next run's handler starts during that round trip instead of after it.
+   * A freed slot only wakes the loop, which claims at once if the last answer was full; a short
+   * answer's hold (nothing due, or a limit full) ends when the outcome is written (the nudge),
+   * since the database counts the run as running until then.
    */
   private track(run: ClaimedRun): void {
     this.running += 1;
@@ -345,14 +348,14 @@ export class Worker {
       if (!holdsSlot) return;
       holdsSlot = false;
       this.running -= 1;
-      this.nudge();
+      this.wakeable.wake();
     };
     const execution = this.executor.execute(run, freeSlot);
     this.active.add(execution);
     void execution.finally(() => {
       this.active.delete(execution);
-      if (holdsSlot) freeSlot();
-      else this.nudge();
+      freeSlot();
+      this.nudge();
     });
   }
 }
