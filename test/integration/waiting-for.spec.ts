@@ -262,6 +262,8 @@ describe('TaskSnapshot.waitingFor', () => {
   it('listTasks gives every row the waitingFor that getTask gives', async () => {
     const parent = await client.spawn('parent', { events: ['never-1', 'never-2'] });
     await settled(parent.taskId, 'sleeping');
+    // The parent sleeps once both children are spawned, not once they wait: a child still running reads null in the page and a wait in getTask.
+    for (const kid of await client.listTasks({ parentTaskId: parent.taskId })) await settled(kid.taskId, 'sleeping');
     const page = await client.listTasks({ limit: 1000 });
     expect(page.length).toBeGreaterThan(10);
     const reasons = new Set(page.map((task) => task.waitingFor?.reason ?? null));
