@@ -3,7 +3,9 @@
  * takes when several groups, keys and rate-limited names share a queue; one `flow_starts` row
  * per name and claim; two claims of one group in two open transactions never take more than its
  * limit; and a runnable task behind a held backlog larger than one claim's reading budget is
- * still claimed (the hand), without any held task being taken.
+ * still claimed (the hand), without any held task being taken. A queue of rates alone whose
+ * windows have room is claimed in one statement (migration 0016): its starts still count, and two
+ * open claims still take no more than a window together.
  */
 import type pg from 'pg';
 import { DurableClient, type DurableLogger } from '../../lib/index.js';
@@ -12,7 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-database.
 
 const silent: DurableLogger = { log() {}, warn() {}, error() {} };
 
-type Claimed = { run_id: string | null; task_id: string | null; name: string | null; next_due_at: Date | null; db_now: Date };
+type Claimed = { run_id: string | null; task_id: string | null; queue: string | null; name: string | null; next_due_at: Date | null; db_now: Date };
 
 describe('the limited claim', () => {
   let db: TestDatabase;
@@ -95,6 +97,74 @@ describe('the limited claim', () => {
     }
     const { rows } = await sql.query(`select count(*)::int as n from durable.tasks where queue = $1 and state = 'running'`, [queue]);
     expect(rows[0].n).toBe(2);
+  });
+
+  const taken = (rows: Claimed[]) => rows.filter((row) => row.run_id !== null);
+  const starts = async (queue: string) =>
+    (await sql.query(`select name, sum(n)::int as n, count(*)::int as rows from durable.flow_starts where queue = $1 group by name order by name`, [queue])).rows;
+
+  it('claims a queue of rates alone, each window with room, in spawn order as an unlimited one, recording each name\'s starts', async () => {
+    const queue = 'roomy';
+    await limits(queue, [['rated-a', null, 100, 60_000], ['rated-b', null, 100, 60_000]]);
+    const spawned: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      for (const name of ['rated-a', 'rated-b', 'free']) spawned.push((await producer.spawn(name, { i }, { queue })).taskId);
+    }
+    expect(taken(await claim(queue, 10)).map((row) => row.task_id)).toEqual(spawned.slice(0, 10));
+    expect(await starts(queue)).toEqual([{ name: 'rated-a', n: 4, rows: 1 }, { name: 'rated-b', n: 3, rows: 1 }]);
+    expect(taken(await claim(queue, 10)).map((row) => row.task_id)).toEqual(spawned.slice(10));
+    expect(await starts(queue)).toEqual([{ name: 'rated-a', n: 4, rows: 1 }, { name: 'rated-b', n: 4, rows: 2 }]);
+  });
+
+  it('holds a window to its room after claims that it had room for: the starts those recorded count', async () => {
+    const queue = 'tight';
+    await limits(queue, [['tight', null, 5, 60_000]]);
+    for (let i = 0; i < 8; i++) await producer.spawn('tight', { i }, { queue });
+    expect(taken(await claim(queue, 3))).toHaveLength(3);
+    expect(taken(await claim(queue, 10))).toHaveLength(2);
+    const again = await claim(queue, 10);
+    expect(taken(again)).toHaveLength(0);
+    expect(again[0].next_due_at!.getTime() - again[0].db_now.getTime()).toBeGreaterThan(55_000);
+    expect(await starts(queue)).toEqual([{ name: 'tight', n: 5, rows: 2 }]);
+  });
+
+  it('never lets two claims in open transactions take more than a window together', async () => {
+    const queue = 'two-windows';
+    await limits(queue, [['paced', null, 5, 60_000]]);
+    for (let i = 0; i < 20; i++) await producer.spawn('paced', { i }, { queue });
+    const [a, b] = [await sql.connect(), await sql.connect()];
+    try {
+      await a.query('begin');
+      await b.query('begin');
+      expect(taken(await claim(queue, 3, a))).toHaveLength(3);
+      // A holds the window's lock and its starts are not committed: B takes nothing and looks again shortly.
+      const second = await claim(queue, 10, b);
+      expect(taken(second)).toHaveLength(0);
+      expect(second[0].next_due_at!.getTime() - second[0].db_now.getTime()).toBeLessThan(1000);
+      await a.query('commit');
+      await b.query('commit');
+      expect(taken(await claim(queue, 10, b))).toHaveLength(2);
+    } finally {
+      a.release();
+      b.release();
+    }
+    const { rows } = await sql.query(`select count(*)::int as n from durable.tasks where queue = $1 and state = 'running'`, [queue]);
+    expect(rows[0].n).toBe(5);
+  });
+
+  it('holds each queue of a claim to its own limits when two queues limit the same task name', async () => {
+    // One claim over both queues, the roomy one first (the limited path there: a concurrency limit
+    // beside the rate). The tight queue's window and group are its own, not what the roomy one's left.
+    await limits('q-roomy', [['job', null, 100, 60_000], ['other', 5, null, null]]);
+    await limits('q-tight', [['job', null, 2, 60_000], ['other', 1, null, null]]);
+    for (let i = 0; i < 3; i++) await producer.spawn('job', { i }, { queue: 'q-roomy' });
+    await producer.spawn('other', {}, { queue: 'q-roomy' });
+    for (let i = 0; i < 5; i++) await producer.spawn('job', { i }, { queue: 'q-tight' });
+    for (let i = 0; i < 3; i++) await producer.spawn('other', { i }, { queue: 'q-tight' });
+    const rows = taken((await sql.query<Claimed>(
+      `select * from durable.claim_tasks(array['q-roomy', 'q-tight'], 'probe', 20, 600000, false, 0)`)).rows);
+    const count = (queue: string, name: string) => rows.filter((row) => row.queue === queue && row.name === name).length;
+    expect([count('q-roomy', 'job'), count('q-roomy', 'other'), count('q-tight', 'job'), count('q-tight', 'other')]).toEqual([3, 1, 2, 1]);
   });
 
   it('reaches a runnable task behind a held backlog larger than one claim reads, taking none of the held ones', async () => {

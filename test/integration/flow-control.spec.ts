@@ -56,6 +56,8 @@ const Napper = durableTask<unknown, void>('Napper', { name: 'napper', concurrenc
   await ctx.sleepFor('nap', 500);
 });
 const Rated = durableTask<{ i: number }, number>('Rated', { name: 'rated', rateLimit: { max: 3, perMs: 600 } }, ({ i }) => i);
+// A window with room for several claims, in a queue of rates alone: most are claimed by the shortcut of migration 0016.
+const RatedWide = durableTask<{ i: number }, number>('RatedWide', { name: 'rated-wide', queue: 'wide', rateLimit: { max: 30, perMs: 500 } }, ({ i }) => i);
 const order: number[] = [];
 const Prioritised = durableTask<{ n: number }, void>('Prioritised', { name: 'prioritised', queue: 'prio' }, ({ n }) => {
   order.push(n);
@@ -115,7 +117,7 @@ describe('flow control', () => {
 
   it('a concurrency limit holds across two apps (measured in the handlers and in the database)', async () => {
     for (let n = 0; n < 2; n++) {
-      apps.push(await startApp(db.url, [Limited, PerKey, Rated, RetriesAfter, AlwaysLater, Napper], { worker: { concurrency: 10, pollIntervalMs: 100 } }));
+      apps.push(await startApp(db.url, [Limited, PerKey, Rated, RatedWide, RetriesAfter, AlwaysLater, Napper], { worker: { concurrency: 10, pollIntervalMs: 100, queues: ['default', 'wide'] } }));
     }
     const sampler = sampleRunning(db.url, 'limited');
     let dbMax: number;
@@ -188,6 +190,26 @@ describe('flow control', () => {
       const starts = rows.map((row) => Number(row.us));
       expect(starts).toHaveLength(10);
       for (let i = 0; i + 3 < starts.length; i++) expect(starts[i + 3] - starts[i]).toBeGreaterThanOrEqual(600_000);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('no window holds more than max starts when it has room for several claims, across two apps', async () => {
+    const started = Date.now();
+    const ids = [];
+    for (let i = 0; i < 90; i++) ids.push((await apps[i % 2].client.spawn('rated-wide', { i })).taskId);
+    for (const id of ids) await apps[0].client.awaitResult(id, { timeoutMs: 30_000 });
+    // 90 starts at 30 per 500 ms: the last no sooner than two windows after the first.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    const sql = sqlPool(db.url);
+    try {
+      const { rows } = await sql.query(`
+        select (extract(epoch from first_started_at) * 1e6)::bigint as us from durable.tasks
+        where name = 'rated-wide' order by first_started_at`);
+      const starts = rows.map((row) => Number(row.us));
+      expect(starts).toHaveLength(90);
+      for (let i = 0; i + 30 < starts.length; i++) expect(starts[i + 30] - starts[i]).toBeGreaterThanOrEqual(500_000);
     } finally {
       await sql.end();
     }

@@ -341,7 +341,7 @@ begin
   perform pg_notify('durable_wakeup', v_queue);
 end $function$;
 
-CREATE OR REPLACE FUNCTION durable._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer, p_worker text, p_now timestamp with time zone, p_lease_until timestamp with time zone)
+CREATE OR REPLACE FUNCTION durable._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer, p_worker text, p_now timestamp with time zone, p_lease_until timestamp with time zone, p_rate_names text[] DEFAULT NULL::text[])
  RETURNS TABLE(run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text, name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamp with time zone, next_due_at timestamp with time zone)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -373,6 +373,10 @@ begin
         when jsonb_typeof(t.cancellation->'maxDurationMs') is distinct from 'number' then null
         else p_now + least(greatest((t.cancellation->>'maxDurationMs')::numeric, 0), 3.15e12)::double precision * interval '1 millisecond' end
     where t.id = any(array(select c.task_id from candidates c))
+  ), recorded_starts as (
+    -- starts (migration 0016): the starts of the rate-limited names p_rate_names, a row per name.
+    insert into "durable".flow_starts (queue, name, started_at, n)
+    select c.queue, c.name, p_now, count(*)::integer from candidates c where c.name = any(p_rate_names) group by c.queue, c.name
   )
   -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
@@ -959,6 +963,10 @@ declare
   v_take uuid[];
   v_took_groups jsonb;
   v_took_names jsonb;
+  v_rate_names text[];
+  v_any_concurrency boolean;
+  v_fast boolean;
+  v_limits_queue text;
 begin
   -- The sweeps are skipped when the caller swept a moment ago (they are not urgent).
   for v_k in 0 .. case when p_sweep then v_n - 1 else -1 end loop
@@ -1030,6 +1038,51 @@ begin
         get diagnostics v_count = row_count;
         v_got := v_got + v_count;
       else
+        -- What the claim knows of groups and windows is of one queue: a name limited in two
+        -- queues has two windows (a claim coming back to a queue reads its own takes again).
+        if v_limits_queue is distinct from v_queue then
+          v_room := '{}';
+          v_blocked := '{}';
+          v_rate_room := '{}';
+          v_rate_blocked := '{}';
+          v_limits_queue := v_queue;
+        end if;
+        -- Only rates, none held by another claim, each window with room for all this level
+        -- may take: claimed as an unlimited level is, its starts recorded by the same statement.
+        v_fast := false;
+        select coalesce(array_agg(l.name) filter (where l.rate_max is not null), '{}'), coalesce(bool_or(l.concurrency is not null), false)
+        into v_rate_names, v_any_concurrency
+        from "durable".flow_limits l where l.queue = v_queue;
+        if not v_any_concurrency and not (v_rate_names && v_rate_blocked) then
+          select coalesce(array_agg(g.k) filter (where g.got), '{}'), coalesce(array_agg(g.k) filter (where not g.got), '{}')
+          into v_new, v_lost
+          from (select d.k, pg_try_advisory_xact_lock("durable"._flow_lock('rate', v_queue, d.k)) as got
+            from (select distinct x.k from unnest(v_rate_names) x(k) where x.k is not null and not v_rate_room ? x.k) d) g;
+          if cardinality(v_lost) > 0 then
+            v_rate_blocked := v_rate_blocked || v_lost;
+            v_next := least(v_next, v_now + interval '5 milliseconds');
+          end if;
+          if cardinality(v_new) > 0 then
+            -- 3. Their starts in the window (rows older than the window pruned first).
+            delete from "durable".flow_starts fs using "durable".flow_limits l
+            where fs.queue = v_queue and fs.name = any(v_new) and l.queue = fs.queue and l.name = fs.name
+              and fs.started_at <= v_now - "durable"._ms(l.rate_per_ms);
+            select v_rate_room || coalesce(jsonb_object_agg(g.name, coalesce(l.rate_max - coalesce((select sum(fs.n) from "durable".flow_starts fs
+                where fs.queue = v_queue and fs.name = g.name), 0), 0)), '{}')
+            into v_rate_room
+            from unnest(v_new) g(name) left join "durable".flow_limits l on l.queue = v_queue and l.name = g.name;
+          end if;
+          if cardinality(v_lost) = 0 and coalesce((select min((v_rate_room->>x.name)::integer) from unnest(v_rate_names) x(name)),
+              v_quota - v_got) >= v_quota - v_got then
+            return query select * from "durable"._claim_runs(v_queue, v_prio, null, v_quota - v_got, p_worker, v_now, v_lease_until, v_rate_names);
+            get diagnostics v_count = row_count;
+            v_got := v_got + v_count;
+            -- Their windows changed: read again if this claim comes back to them (the locks stay).
+            v_rate_room := v_rate_room - v_rate_names;
+            v_fast := true;
+          end if;
+        end if;
+        if not v_fast then
         v_after_at := '-infinity';
         v_after_id := '00000000-0000-0000-0000-000000000000';
         v_bound_at := 'infinity';
@@ -1199,6 +1252,7 @@ begin
           v_after_id := v_last_id;
           v_lim := v_lim * 2;
         end loop;
+        end if;
       end if;
       v_prio := (select max(r.priority) from "durable".runs r
         where r.queue = v_queue and r.state in ('pending', 'sleeping') and r.priority < v_prio);

@@ -313,7 +313,10 @@ function rowByRowPath(s: string): LimitedPath {
  * (migration 0012): the updates find their rows by primary key from an array of the
  * candidates' ids instead of a join on the candidates (planned as a hashed sequential scan).
  */
-export function claimCte(s: string, where: string, { from, byIds = false, lean = false }: { from?: string; byIds?: boolean; lean?: boolean } = {}): string {
+export function claimCte(
+  s: string, where: string,
+  { from, byIds = false, lean = false, starts = false }: { from?: string; byIds?: boolean; lean?: boolean; starts?: boolean } = {},
+): string {
   // lean (migration 0015): the deadline written inline, and only for a task whose cancellation
   // has a maxDurationMs (a function with a pinned search_path is never inlined: ~3 us per row).
   const deadline = lean
@@ -338,7 +341,11 @@ export function claimCte(s: string, where: string, { from, byIds = false, lean =
         when t.first_started_at is not null then t.cancel_at
         ${deadline}
     ${byIds ? 'where t.id = any(array(select c.task_id from candidates c))' : 'from candidates c where t.id = c.task_id'}
-  )
+  )${starts ? `, recorded_starts as (
+    -- starts (migration 0016): the starts of the rate-limited names p_rate_names, a row per name.
+    insert into ${s}.flow_starts (queue, name, started_at, n)
+    select c.queue, c.name, p_now, count(*)::integer from candidates c where c.name = any(p_rate_names) group by c.queue, c.name
+  )` : ''}
   -- From the candidates alone: joining the two update CTEs would be a quadratic nested loop.
   select c.run_id, c.task_id, c.attempt, c.epoch, c.first_start, c.queue, c.name, c.params, c.headers,
     cps.list, cps.bytes, p_now, null::timestamptz

@@ -71,7 +71,7 @@ const BUSY_SCAN_BUDGET = 100;
 /** Extra rows the first pass reads past what the claim wants. */
 const PASS_SLACK = 16;
 
-function setBasedPath(s: string): LimitedPath {
+export function setBasedPath(s: string): LimitedPath {
   const group = (t: string) => `json_build_array(${t}.name, ${t}.concurrency_key)::text`;
   return {
     declare: `
@@ -170,16 +170,7 @@ function setBasedPath(s: string): LimitedPath {
                 group by 1) c on c.grp = g.grp;
           end if;
           ${tryLocks(s, 'rate', 'v_names', 'v_rate_room', 'v_rate_blocked')}
-          if cardinality(v_new) > 0 then
-            -- 3. Their starts in the window (rows older than the window pruned first).
-            delete from ${s}.flow_starts fs using ${s}.flow_limits l
-            where fs.queue = v_queue and fs.name = any(v_new) and l.queue = fs.queue and l.name = fs.name
-              and fs.started_at <= v_now - ${s}._ms(l.rate_per_ms);
-            select v_rate_room || coalesce(jsonb_object_agg(g.name, coalesce(l.rate_max - coalesce((select sum(fs.n) from ${s}.flow_starts fs
-                where fs.queue = v_queue and fs.name = g.name), 0), 0)), '{}')
-            into v_rate_room
-            from unnest(v_new) g(name) left join ${s}.flow_limits l on l.queue = v_queue and l.name = g.name;
-          end if;
+          ${rateWindows(s)}
 
           -- 4. What to take: each group's first runs while it has room, of those each name's
           -- first while its window has room, and the first v_want of what is left, in claim order.
@@ -263,12 +254,26 @@ function setBasedPath(s: string): LimitedPath {
   };
 }
 
+/** The room left in the window of each rate-limited name just locked (`v_new`), into `v_rate_room`. */
+export function rateWindows(s: string): string {
+  return `if cardinality(v_new) > 0 then
+            -- 3. Their starts in the window (rows older than the window pruned first).
+            delete from ${s}.flow_starts fs using ${s}.flow_limits l
+            where fs.queue = v_queue and fs.name = any(v_new) and l.queue = fs.queue and l.name = fs.name
+              and fs.started_at <= v_now - ${s}._ms(l.rate_per_ms);
+            select v_rate_room || coalesce(jsonb_object_agg(g.name, coalesce(l.rate_max - coalesce((select sum(fs.n) from ${s}.flow_starts fs
+                where fs.queue = v_queue and fs.name = g.name), 0), 0)), '{}')
+            into v_rate_room
+            from unnest(v_new) g(name) left join ${s}.flow_limits l on l.queue = v_queue and l.name = g.name;
+          end if;`;
+}
+
 /**
  * Tries the advisory lock of each group (or name) of `keys` not decided in this claim yet (not
  * in `room`): `v_new` gets those locked, `blocked` those another claim is deciding (looked at
  * again in 5 ms).
  */
-function tryLocks(s: string, kind: 'concurrency' | 'rate', keys: string, room: string, blocked: string): string {
+export function tryLocks(s: string, kind: 'concurrency' | 'rate', keys: string, room: string, blocked: string): string {
   return `select coalesce(array_agg(g.k) filter (where g.got), '{}'), coalesce(array_agg(g.k) filter (where not g.got), '{}')
           into v_new, v_lost
           from (select d.k, pg_try_advisory_xact_lock(${s}._flow_lock('${kind}', v_queue, d.k)) as got
@@ -285,11 +290,11 @@ function tryLocks(s: string, kind: 'concurrency' | 'rate', keys: string, room: s
  * the candidates' ids (the join on the candidates hashed a sequential scan of `runs`), and a
  * claim by id starts from the ids (`id = any(ids)` was planned as a sequential scan).
  */
-export function claimRunsSql(s: string, lean = false): string {
+export function claimRunsSql(s: string, lean = false, starts = false): string {
   const SET_PATH = `set search_path = ${PINNED_SEARCH_PATH}`;
   return `
 create or replace function ${s}._claim_runs(p_queue text, p_priority integer, p_ids uuid[], p_limit integer,
-  p_worker text, p_now timestamptz, p_lease_until timestamptz)
+  p_worker text, p_now timestamptz, p_lease_until timestamptz${starts ? ', p_rate_names text[] default null' : ''})
 returns table (run_id uuid, task_id uuid, attempt integer, epoch integer, first_start boolean, queue text,
   name text, params json, headers json, checkpoints json, checkpoint_bytes bigint, db_now timestamptz,
   next_due_at timestamptz)
@@ -300,7 +305,7 @@ begin
       and r.available_at <= p_now and t.state in (${PENDING}, ${SLEEPING})
     order by r.available_at, r.id
     limit p_limit
-    for update of r, t skip locked`, { byIds: true, lean })};
+    for update of r, t skip locked`, { byIds: true, lean, starts })};
   else
     -- By id (the primary key), not by a scan of the level: the caller may have read past a held backlog.
     return query ${claimCte(s, `r.state in (${PENDING}, ${SLEEPING}) and t.state in (${PENDING}, ${SLEEPING})

@@ -15,6 +15,7 @@ import { DurableSetBasedFlowClaim1764000000012 } from './0012-set-based-flow-cla
 import { DurableLeanWrites1764000000013 } from './0013-lean-writes.js';
 import { DurableTimeOrderedIds1764000000014 } from './0014-time-ordered-ids.js';
 import { DurableLeanBatches1764000000015 } from './0015-lean-batches.js';
+import { DurableRateFastClaim1764000000016 } from './0016-rate-fast-claim.js';
 
 /**
  * A durable migration class as TypeORM takes it in `DataSource({ migrations })`: it calls
@@ -44,6 +45,7 @@ export const durableMigrations = [
   DurableLeanWrites1764000000013,
   DurableTimeOrderedIds1764000000014,
   DurableLeanBatches1764000000015,
+  DurableRateFastClaim1764000000016,
 ];
 
 /**
