@@ -60,13 +60,15 @@ class FanAnyTask implements DurableTaskHandler<{ kids: KidParams[] }, unknown> {
   }
 }
 
-/** Spawns a child, fails its first attempt after the spawn, and joins on the second. */
+/** Spawns a child (which waits for `event`), fails its first attempt after the spawn, and joins on the second. */
 const handlesSeen: TaskHandle[] = [];
+const attemptsSeen: number[] = [];
 @DurableTask({ name: 'retried-parent', maxAttempts: 3, retry: { kind: 'fixed', delayMs: 10 } })
-class RetriedParentTask implements DurableTaskHandler<Record<string, never>, number> {
-  async run(_params: Record<string, never>, ctx: TaskContext) {
-    const handle = await ctx.spawn<number>('kid', KidTask, { value: 21 });
+class RetriedParentTask implements DurableTaskHandler<{ event: string }, number> {
+  async run(params: { event: string }, ctx: TaskContext) {
+    const handle = await ctx.spawn<number>('kid', KidTask, { value: 21, waitFor: params.event });
     handlesSeen.push(handle);
+    attemptsSeen.push(ctx.attempt);
     if (ctx.attempt === 1) throw new Error('fails after spawning');
     return ctx.join(handle);
   }
@@ -186,13 +188,22 @@ describe('child tasks', () => {
 
   it('a parent retried after spawning gets the same handle and never spawns a second child', async () => {
     handlesSeen.length = 0;
-    const { taskId } = await t.client.spawn(RetriedParentTask, {});
+    attemptsSeen.length = 0;
+    const event = `retried-${Date.now()}`;
+    const { taskId } = await t.client.spawn(RetriedParentTask, { event });
+    await eventually(async () => {
+      const task = await t.client.getTask(taskId);
+      return task?.attempts === 2 && task.waitingFor?.reason === 'children';
+    }, 20_000, 'attempt 2 to wait for its child');
+    await t.client.emitEvent(event);
     expect(await t.client.awaitResult(taskId, { timeoutMs: 20_000 })).toBe(42);
     expect((await t.client.getTask(taskId))?.attempts).toBe(2);
     expect(await childrenOf(taskId)).toHaveLength(1);
-    expect(handlesSeen).toHaveLength(2);
-    expect(handlesSeen[1]).toEqual(handlesSeen[0]);
-    expect(handlesSeen[0]).toEqual({ taskId: (await childrenOf(taskId))[0].id, taskName: 'kid', queue: 'default' });
+    // Attempt 1; attempt 2 until its join suspends it; attempt 2 again when the child has ended
+    // (a resume runs the handler again, its spawn replayed from the checkpoint).
+    expect(attemptsSeen).toEqual([1, 2, 2]);
+    const child = { taskId: (await childrenOf(taskId))[0].id, taskName: 'kid', queue: 'default' };
+    for (const handle of handlesSeen) expect(handle).toEqual(child);
   });
 
   it('joinAll with a failed child fails only after all children are terminal, for the first failed handle', async () => {
