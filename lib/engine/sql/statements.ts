@@ -15,8 +15,10 @@ export type * from './statement-types.js';
 export function buildStatements(schema: string) {
   const s = quoteSchema(schema);
   const workerLockClass = lockClassOf(`${schema}.workers`);
+  /** The key of a worker's lock in `workerLockClass`, from the SQL expression of its id. */
+  const workerLockKey = (workerId: string) => `(pg_catalog.hashtext(${workerId}) & 2147483647)`;
   /** The worker's lock (`holdWorker`) is held by some session of this database. */
-  const workerHeld = (workerId: string) => `(pg_catalog.hashtext(${workerId}) & 2147483647)::oid in (
+  const workerHeld = (workerId: string) => `${workerLockKey(workerId)}::oid in (
       select l.objid from pg_catalog.pg_locks l where l.locktype = 'advisory' and l.classid = ${workerLockClass}::oid
         and l.objsubid = 2 and l.granted and l.database = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database()))`;
   const snapshotColumns = `id, name, queue, state, attempts, params, headers, result, result is null as no_result, error, parent_task_id, progress, created_at, updated_at`;
@@ -286,10 +288,10 @@ export function buildStatements(schema: string) {
         pg_catalog.set_config('tcp_keepalives_interval', '5', false), pg_catalog.set_config('tcp_keepalives_count', '3', false),
         -- Once per session: advisory locks stack, and one unlock (releaseWorker) must let go.
         case when exists (select 1 from pg_catalog.pg_locks l where l.locktype = 'advisory' and l.pid = pg_catalog.pg_backend_pid()
-            and l.classid = ${workerLockClass}::oid and l.objid = (pg_catalog.hashtext($1) & 2147483647)::oid and l.objsubid = 2 and l.granted)
-          then true else pg_catalog.pg_try_advisory_lock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) end as held`, [workerId]),
+            and l.classid = ${workerLockClass}::oid and l.objid = ${workerLockKey('$1')}::oid and l.objsubid = 2 and l.granted)
+          then true else pg_catalog.pg_try_advisory_lock(${workerLockClass}, ${workerLockKey('$1')}) end as held`, [workerId]),
     releaseWorker: (workerId: string) =>
-      q(`select pg_catalog.pg_advisory_unlock(${workerLockClass}, pg_catalog.hashtext($1) & 2147483647) as released`, [workerId]),
+      q(`select pg_catalog.pg_advisory_unlock(${workerLockClass}, ${workerLockKey('$1')}) as released`, [workerId]),
     /** A stopping worker no longer polls these queues. */
     workerGone: (workerId: string, queues: string[]) =>
       q(`delete from ${s}.worker_heartbeats where worker_id = $1 and queue = any($2::text[])`, [workerId, queues]),
